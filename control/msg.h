@@ -1,0 +1,244 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * rdmig wire format: every message that crosses the wire, in one X-macro list.
+ *
+ * Frame: an 8-byte header, then the payload.
+ *   u16 type | u16 flags (0) | u32 payload length        (all big-endian)
+ * Payload fields are fixed-width big-endian integers, encoded and decoded here
+ * and nowhere else. Decoding never trusts the peer: every count, length and
+ * string is checked against the frame before use, and variable parts stay in
+ * the caller's buffer (zero copy) after validation, so the accessors below
+ * cannot fail.
+ */
+#ifndef RDMIG_CONTROL_MSG_H
+#define RDMIG_CONTROL_MSG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define RDM_WIRE_MAGIC 0x52444d47u /* "RDMG" */
+#define RDM_WIRE_VERSION 1u
+#define RDM_HDR_LEN 8u
+#define RDM_MAX_PAYLOAD (64u << 20) /* larger frames are refused */
+#define RDM_NAME_MAX 255u           /* block names, bytes, no NUL on the wire */
+#define RDM_MAX_BLOCKS 4096u
+#define RDM_ERRMSG_MAX 1024u
+
+/*
+ * X(NAME, code, "wire-name"). Codes are part of the protocol: never renumber.
+ * Direction: S = source to destination, D = destination to source (return path).
+ */
+#define RDM_MSG_LIST(X)                                                       \
+	X(HELLO, 1, "hello")                   /* S,D magic, version, features */ \
+	X(BLOCKS, 2, "blocks")                 /* S   the RAM block list */        \
+	X(BLOCKS_ACK, 3, "blocks-ack")         /* D   block list matches */        \
+	X(ZERO_RUNS, 4, "zero-runs")           /* S   zero pages as runs */        \
+	X(ITER_END, 5, "iter-end")             /* S   iteration fence (seq) */     \
+	X(DEVSTATE, 6, "device-state")         /* S   a chunk of device state */   \
+	X(DEVSTATE_END, 7, "device-state-end") /* S   total length, crc32 */       \
+	X(COMPLETE, 8, "complete")             /* S   all sent (seq) */            \
+	X(ERROR, 9, "error")                   /* S,D abort with code, text */     \
+	X(PAGES, 10, "pages")                  /* S   page data (stream transports) */ \
+	X(FENCE, 11, "fence")                  /* S   per-channel fence (seq) */   \
+	X(CHANNEL, 12, "channel")              /* S   data channel hello */        \
+	X(RP_SHUT, 16, "rp-shut")              /* D   return path closing (code) */ \
+	X(RP_PING, 17, "rp-ping")              /* S,D liveness probe (u32 id) */   \
+	X(RP_PONG, 18, "rp-pong")              /* S,D answer to a ping (u32 id) */ \
+	X(RP_REQ_PAGES, 19, "rp-req-pages")    /* D   postcopy page request */     \
+	X(RP_RECV_BITMAP, 20, "rp-recv-bitmap") /* D  received bitmap of a block */ \
+	X(RP_RESUME_ACK, 21, "rp-resume-ack")  /* D   postcopy resume ack (u32) */ \
+	X(RP_SWITCHOVER_ACK, 22, "rp-switchover-ack") /* D ready for switchover */ \
+	X(RP_FENCE_ACK, 23, "rp-fence-ack")    /* D   iteration seq applied */     \
+	X(RP_COMPLETE_ACK, 24, "rp-complete-ack") /* D destination has it all */
+
+enum rdm_msg_type {
+#define RDM_X_ENUM(name, code, str) RDM_MSG_##name = code,
+	RDM_MSG_LIST(RDM_X_ENUM)
+#undef RDM_X_ENUM
+};
+
+/* Features negotiated in HELLO (the intersection is used). */
+#define RDM_FEAT_ZERO_RUNS (1ull << 0)
+#define RDM_FEAT_RETURN_PATH (1ull << 1)
+#define RDM_FEAT_POSTCOPY (1ull << 2)
+#define RDM_FEAT_ALL (RDM_FEAT_ZERO_RUNS | RDM_FEAT_RETURN_PATH | RDM_FEAT_POSTCOPY)
+
+struct rdm_hello {
+	uint32_t magic;
+	uint16_t version;
+	uint16_t flags;
+	uint64_t features;
+};
+
+/* One RAM block as described on the wire. */
+struct rdm_block_desc {
+	char name[RDM_NAME_MAX + 1]; /* NUL-terminated after decode */
+	uint64_t length;
+	uint32_t page_size;
+};
+
+/*
+ * BLOCKS: u32 count, then per block: u16 name_len, name, u64 length, u32 page_size.
+ * Encode reads desc[0..count); decode validates every entry (name length 1..255,
+ * no NUL in names, page_size a power of two >= 512, length a multiple of
+ * page_size and > 0) and leaves them in raw for rdm_blocks_get().
+ */
+struct rdm_blocks {
+	uint32_t count;
+	const struct rdm_block_desc *desc; /* encode input */
+	const uint8_t *raw;                /* decode output, points into the frame */
+};
+
+/* ZERO_RUNS: u32 block, u32 count, count x (u64 first_page, u32 npages). */
+struct rdm_zero_run {
+	uint64_t first_page;
+	uint32_t npages; /* >= 1 */
+};
+struct rdm_zero_runs {
+	uint32_t block;
+	uint32_t count;
+	const struct rdm_zero_run *runs; /* encode input */
+	const uint8_t *raw;              /* decode output */
+};
+
+/* ITER_END, COMPLETE, FENCE, RP_FENCE_ACK, RP_COMPLETE_ACK: u64 seq. */
+struct rdm_seq {
+	uint64_t seq;
+};
+
+/* RP_PING, RP_PONG, RP_RESUME_ACK, RP_SHUT, RP_SWITCHOVER_ACK: u32 value. */
+struct rdm_u32 {
+	uint32_t value;
+};
+
+/* DEVSTATE: u64 offset, then the bytes (length = payload - 8). */
+struct rdm_devstate {
+	uint64_t offset;
+	uint32_t len;
+	const uint8_t *data;
+};
+
+/* DEVSTATE_END: u64 total length, u32 crc32 (zlib) of the whole stream. */
+struct rdm_devstate_end {
+	uint64_t total;
+	uint32_t crc;
+};
+
+/* ERROR: i32 code (negative errno), u16 text length, text (no NUL on the wire). */
+struct rdm_error {
+	int32_t code;
+	char text[RDM_ERRMSG_MAX + 1]; /* NUL-terminated after decode; truncated on encode */
+};
+
+/*
+ * PAGES: u32 block, u64 offset, then the bytes (length = payload - 12).
+ * Bounds against the local block are the receiver's check; the decoder checks
+ * only the frame. For stream transports, rdm_pages_hdr_decode() reads the
+ * 12-byte prefix so the bytes can be received straight into guest memory.
+ */
+struct rdm_pages {
+	uint32_t block;
+	uint64_t offset;
+	uint32_t len;
+	const uint8_t *data;
+};
+#define RDM_PAGES_PREFIX 12u
+
+/* CHANNEL: u32 magic, u16 version, u16 index, u16 count, u16 flags, u64 token. */
+struct rdm_channel {
+	uint32_t magic;
+	uint16_t version;
+	uint16_t index;
+	uint16_t count;
+	uint16_t flags;
+	uint64_t token;
+};
+
+/* RP_REQ_PAGES: u32 block, u64 offset, u64 length. */
+struct rdm_req_pages {
+	uint32_t block;
+	uint64_t offset;
+	uint64_t length;
+};
+
+/* RP_RECV_BITMAP: u32 block, u64 nbits, then ceil(nbits/64) u64 words. */
+struct rdm_recv_bitmap {
+	uint32_t block;
+	uint64_t nbits;
+	const uint64_t *words; /* encode input (host order) */
+	const uint8_t *raw;    /* decode output (big-endian words) */
+};
+
+struct rdm_msg {
+	enum rdm_msg_type type;
+	union {
+		struct rdm_hello hello;
+		struct rdm_blocks blocks;
+		struct rdm_zero_runs zero;
+		struct rdm_seq seq;
+		struct rdm_u32 u32;
+		struct rdm_devstate dev;
+		struct rdm_devstate_end dev_end;
+		struct rdm_error error;
+		struct rdm_pages pages;
+		struct rdm_channel channel;
+		struct rdm_req_pages req;
+		struct rdm_recv_bitmap bitmap;
+	} u;
+};
+
+/* Name of a message type ("zero-runs"), or NULL when the code is unknown. */
+const char *rdm_msg_name(uint16_t type);
+
+/* Encoded size of m (header included), or 0 if m is invalid. */
+size_t rdm_msg_size(const struct rdm_msg *m);
+
+/*
+ * Encode m into buf (header included). 0 and *out_len set, -ENOSPC when cap
+ * is too small, -EINVAL when m is invalid (unknown type, bad counts, too long).
+ */
+int rdm_msg_encode(const struct rdm_msg *m, void *buf, size_t cap, size_t *out_len);
+
+/*
+ * Read a frame header: 0 and type/len set; -EAGAIN when fewer than 8 bytes;
+ * -EPROTO for an unknown type or non-zero flags; -EMSGSIZE when len exceeds
+ * RDM_MAX_PAYLOAD.
+ */
+int rdm_hdr_decode(const void *buf, size_t len, uint16_t *type, uint32_t *payload_len);
+
+/* Write a frame header for a payload of payload_len bytes (buf >= 8 bytes). */
+void rdm_hdr_encode(void *buf, uint16_t type, uint32_t payload_len);
+
+/*
+ * Decode one whole frame (header + payload, len bytes exactly). 0 on success;
+ * -EAGAIN truncated; -EPROTO unknown type, bad flags; -EBADMSG a field out of
+ * range, a count that does not match the length, trailing bytes; -EMSGSIZE too
+ * big. m's variable parts point into buf.
+ */
+int rdm_msg_decode(const void *buf, size_t len, struct rdm_msg *m);
+
+/* Decode the 12-byte PAGES prefix (after the header). */
+void rdm_pages_hdr_decode(const void *prefix, uint32_t *block, uint64_t *offset);
+
+/* Element accessors for decoded messages (i < count, already validated). */
+void rdm_blocks_get(const struct rdm_blocks *b, uint32_t i, struct rdm_block_desc *out);
+void rdm_zero_runs_get(const struct rdm_zero_runs *z, uint32_t i, struct rdm_zero_run *out);
+uint64_t rdm_recv_bitmap_word(const struct rdm_recv_bitmap *b, uint64_t i);
+
+/* Fixed-width big-endian helpers, the only byte-order code in rdmig. */
+void rdm_put_u16(uint8_t *p, uint16_t v);
+void rdm_put_u32(uint8_t *p, uint32_t v);
+void rdm_put_u64(uint8_t *p, uint64_t v);
+uint16_t rdm_get_u16(const uint8_t *p);
+uint32_t rdm_get_u32(const uint8_t *p);
+uint64_t rdm_get_u64(const uint8_t *p);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,174 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * rdmig: live migration of guest RAM and device state over RDMA (and tcp).
+ *
+ * A VMM creates a session (source or destination), adds its RAM blocks, sets
+ * callbacks, capabilities and parameters, then calls rdmig_migrate() or
+ * rdmig_incoming(). Both return at once; the migration runs on a thread of the
+ * session. rdmig_wait() waits for a terminal state, rdmig_query() reads stats
+ * at any time, rdmig_cancel() stops it.
+ *
+ * Every function returns 0 or a negative errno; rdmig_last_error() says why.
+ */
+#ifndef RDMIG_RDMIG_H
+#define RDMIG_RDMIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define RDMIG_VERSION_MAJOR 0
+#define RDMIG_VERSION_MINOR 1
+
+typedef struct rdmig_session rdmig_session;
+typedef struct rdmig_writer rdmig_writer;
+typedef struct rdmig_reader rdmig_reader;
+
+enum rdmig_role {
+	RDMIG_ROLE_SOURCE,
+	RDMIG_ROLE_DEST,
+};
+
+/* States, with the meanings of QEMU's MigrationStatus. */
+#define RDMIG_STATUS_LIST(X)                                                    \
+	X(NONE, "none")                     /* nothing started */               \
+	X(SETUP, "setup")                   /* connecting, negotiating, pinning */ \
+	X(ACTIVE, "active")                 /* precopy iterations */            \
+	X(PRE_SWITCHOVER, "pre-switchover") /* paused before switchover */      \
+	X(DEVICE, "device")                 /* VM stopped, final pass and state */ \
+	X(POSTCOPY_ACTIVE, "postcopy-active") /* reserved */                    \
+	X(POSTCOPY_PAUSED, "postcopy-paused") /* reserved */                    \
+	X(COMPLETED, "completed")           /* destination confirmed */         \
+	X(FAILED, "failed")                 /* see rdmig_last_error() */        \
+	X(CANCELLING, "cancelling")         /* cancel requested */              \
+	X(CANCELLED, "cancelled")           /* cancelled; source VM running */
+
+enum rdmig_status {
+#define RDMIG_X_ENUM(name, str) RDMIG_STATUS_##name,
+	RDMIG_STATUS_LIST(RDMIG_X_ENUM)
+#undef RDMIG_X_ENUM
+};
+
+/* Capabilities: booleans, checked together when set (like migrate_caps_check). */
+#define RDMIG_CAP_LIST(X)                                                   \
+	X(AUTO_CONVERGE, "auto-converge")                                   \
+	X(RDMA_PIN_ALL, "rdma-pin-all")                                     \
+	X(ZERO_PAGE_DETECTION, "zero-page-detection")                       \
+	X(RETURN_PATH, "return-path")                                       \
+	X(POSTCOPY_RAM, "postcopy-ram")                                     \
+	X(PAUSE_BEFORE_SWITCHOVER, "pause-before-switchover")               \
+	X(EVENTS, "events")
+
+enum rdmig_cap {
+#define RDMIG_X_ENUM(name, str) RDMIG_CAP_##name,
+	RDMIG_CAP_LIST(RDMIG_X_ENUM)
+#undef RDMIG_X_ENUM
+	RDMIG_CAP__COUNT
+};
+
+/* Parameters: X(NAME, "name", default, min, max). Checked when set. */
+#define RDMIG_PARAM_LIST(X)                                                            \
+	X(DOWNTIME_LIMIT, "downtime-limit", 300, 0, 2000000)      /* ms */               \
+	X(MAX_BANDWIDTH, "max-bandwidth", 0, 0, UINT64_MAX)       /* bytes/s, 0 = none */ \
+	X(CPU_THROTTLE_INITIAL, "cpu-throttle-initial", 20, 1, 99) /* % */               \
+	X(CPU_THROTTLE_INCREMENT, "cpu-throttle-increment", 10, 1, 99) /* % */           \
+	X(MAX_CPU_THROTTLE, "max-cpu-throttle", 99, 1, 99)        /* % */                \
+	X(CPU_THROTTLE_TAILSLOW, "cpu-throttle-tailslow", 0, 0, 1) /* bool */            \
+	X(THROTTLE_TRIGGER_THRESHOLD, "throttle-trigger-threshold", 50, 1, 100) /* % */  \
+	X(CHANNELS, "channels", 2, 1, 64)                         /* data queues */      \
+	X(CHUNK_SIZE, "chunk-size", 1u << 20, 1u << 20, 1u << 30) /* bytes, power of 2 */ \
+	X(PEER_TIMEOUT, "peer-timeout", 10000, 100, 600000)       /* ms of silence */
+
+enum rdmig_param {
+#define RDMIG_X_ENUM(name, str, def, lo, hi) RDMIG_PARAM_##name,
+	RDMIG_PARAM_LIST(RDMIG_X_ENUM)
+#undef RDMIG_X_ENUM
+	RDMIG_PARAM__COUNT
+};
+
+/* What QEMU's query-migrate reports, with the same meanings. */
+struct rdmig_stats {
+	enum rdmig_status status;
+	uint64_t total_time_ms;        /* from migrate() to now or to the end */
+	uint64_t setup_time_ms;        /* connect, negotiation, registration */
+	uint64_t downtime_ms;          /* VM stopped until destination confirmed */
+	uint64_t expected_downtime_ms; /* remaining / bandwidth, while active */
+	uint64_t ram_total;            /* bytes of all blocks */
+	uint64_t ram_transferred;      /* bytes put on the wire for RAM */
+	uint64_t ram_remaining;        /* dirty bytes not yet sent */
+	uint64_t ram_duplicate;        /* zero pages (sent as runs) */
+	uint64_t ram_normal;           /* pages sent as data */
+	uint64_t ram_normal_bytes;     /* bytes of those pages */
+	uint64_t dirty_sync_count;     /* dirty-log syncs (iterations) */
+	uint64_t dirty_pages_rate;     /* pages dirtied per second, last period */
+	double mbps;                   /* throughput of the last period, Mbit/s */
+	uint64_t pages_per_second;     /* pages sent per second, last period */
+	unsigned cpu_throttle_percentage;
+	char error_desc[256];          /* why it failed, when it failed */
+};
+
+struct rdmig_callbacks {
+	size_t size; /* sizeof(struct rdmig_callbacks), for future growth */
+	/*
+	 * Source: OR the pages of block `block` dirtied since the last call into
+	 * bitmap (bit i = page i, npages bits), then forget them. NULL: the VM is
+	 * treated as paused, every page is sent once.
+	 */
+	int (*dirty_log)(void *opaque, unsigned block, uint64_t *bitmap, uint64_t npages);
+	int (*vm_stop)(void *opaque);  /* source at switchover */
+	int (*vm_start)(void *opaque); /* source after a failure/cancel; destination at the end */
+	void (*set_throttle)(void *opaque, unsigned percent); /* auto-converge */
+	int (*save_state)(void *opaque, rdmig_writer *w);     /* source, VM stopped */
+	int (*load_state)(void *opaque, rdmig_reader *r);     /* destination */
+	void (*event)(void *opaque, enum rdmig_status from, enum rdmig_status to);
+};
+
+int rdmig_session_create(enum rdmig_role role, const struct rdmig_callbacks *cb, void *opaque,
+			 rdmig_session **out);
+/* Cancels and waits if needed, then frees everything. */
+void rdmig_session_destroy(rdmig_session *s);
+
+/* Blocks must be added before migrate()/incoming(); same list on both sides. */
+int rdmig_add_block(rdmig_session *s, const char *name, void *host, uint64_t length,
+		    uint32_t page_size);
+
+int rdmig_set_capability(rdmig_session *s, enum rdmig_cap cap, bool on);
+int rdmig_get_capability(const rdmig_session *s, enum rdmig_cap cap, bool *on);
+int rdmig_set_parameter(rdmig_session *s, enum rdmig_param p, uint64_t value);
+int rdmig_get_parameter(const rdmig_session *s, enum rdmig_param p, uint64_t *value);
+/* By name ("downtime-limit"), for tools; -ENOENT for an unknown name. */
+int rdmig_cap_from_name(const char *name, enum rdmig_cap *cap);
+int rdmig_param_from_name(const char *name, enum rdmig_param *p);
+const char *rdmig_cap_name(enum rdmig_cap cap);
+const char *rdmig_param_name(enum rdmig_param p);
+
+/* "tcp:HOST:PORT" or "rdma:HOST:PORT"; HOST an IPv4 literal, [IPv6] or localhost. */
+int rdmig_migrate(rdmig_session *s, const char *uri);
+int rdmig_incoming(rdmig_session *s, const char *uri);
+/* Destination: the port actually bound (useful with port 0), once listening. */
+int rdmig_incoming_port(rdmig_session *s, uint16_t *port);
+/* Source with pause-before-switchover: leave PRE_SWITCHOVER. */
+int rdmig_continue(rdmig_session *s);
+int rdmig_cancel(rdmig_session *s);
+/* Waits for COMPLETED, FAILED or CANCELLED; -ETIMEDOUT after timeout_ms (<0: forever). */
+int rdmig_wait(rdmig_session *s, int timeout_ms, enum rdmig_status *final);
+
+int rdmig_query(rdmig_session *s, struct rdmig_stats *st);
+const char *rdmig_last_error(rdmig_session *s);
+const char *rdmig_status_name(enum rdmig_status st);
+
+/* Device state streams, valid inside save_state/load_state only. */
+int rdmig_write(rdmig_writer *w, const void *buf, size_t len);
+/* Reads up to len bytes; returns the count, 0 at the end of the stream, or -errno. */
+ssize_t rdmig_read(rdmig_reader *r, void *buf, size_t len);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,130 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The transport vtable: what core/ calls to move bytes. A transport moves pages
+ * and control messages and reports completions; it makes no migration decision
+ * and never includes core/.
+ *
+ * Ordering contract (every transport keeps it):
+ *  - send() delivers whole control messages, in order, on one control stream;
+ *    the other side's recv() returns them in that order. The stream is
+ *    bidirectional: the destination sends return-path messages on it.
+ *  - write() copies [off, off+len) of local block b to the same bytes of the
+ *    peer's block b. Writes issued before fence(seq) are placed in the peer's
+ *    memory before the peer's wait_fence(seq) returns. Two writes to the same
+ *    bytes are placed in the order they were issued (a transport with several
+ *    channels keeps a fixed chunk -> channel mapping).
+ *  - Every call that can block takes a timeout or is unblocked by shutdown().
+ *  - All functions return 0 or -errno and leave a message in tp->err.
+ */
+#ifndef RDMIG_TRANSPORT_H
+#define RDMIG_TRANSPORT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define RDM_TP_ERRLEN 256
+
+enum rdm_scheme {
+	RDM_SCHEME_TCP,
+	RDM_SCHEME_RDMA,
+};
+
+/* A parsed "tcp:HOST:PORT" or "rdma:HOST:PORT" (IPv6 literals as [::1]). */
+struct rdm_addr {
+	enum rdm_scheme scheme;
+	char host[256];
+	uint16_t port;
+	struct sockaddr_storage ss;
+	socklen_t sslen;
+};
+
+/*
+ * Parse uri into a. Host must be an IPv4 or IPv6 literal or "localhost".
+ * -EINVAL with a message in err (errlen bytes) naming what is wrong.
+ */
+int rdm_addr_parse(const char *uri, struct rdm_addr *a, char *err, size_t errlen);
+
+struct rdm_tp_opts {
+	unsigned channels;   /* data channels (queue pairs / sockets), >= 1 */
+	uint64_t chunk_size; /* unit of chunk -> channel mapping and registration */
+	bool pin_all;        /* rdma: register whole blocks at set_blocks() */
+	int timeout_ms;      /* connect/accept/handshake and peer-silence limit */
+};
+
+struct rdm_tp_block {
+	const char *name;
+	void *host;
+	uint64_t len;
+	uint32_t page_size;
+};
+
+struct rdm_tp;
+struct rdm_tp_listener;
+
+struct rdm_tp_ops {
+	const char *name;
+	int (*connect)(const struct rdm_addr *a, const struct rdm_tp_opts *o, struct rdm_tp **out,
+		       char *err, size_t errlen);
+	int (*listen)(const struct rdm_addr *a, const struct rdm_tp_opts *o,
+		      struct rdm_tp_listener **out, char *err, size_t errlen);
+	/* Waits for one valid peer; refuses (and logs into err) bad handshakes. */
+	int (*accept)(struct rdm_tp_listener *l, int timeout_ms, struct rdm_tp **out, char *err,
+		      size_t errlen);
+	/* Unblocks a pending accept() from another thread. */
+	void (*listener_shutdown)(struct rdm_tp_listener *l);
+	void (*listener_close)(struct rdm_tp_listener *l);
+	/* Both sides, same list, after the block list was agreed. */
+	int (*set_blocks)(struct rdm_tp *t, const struct rdm_tp_block *b, unsigned n);
+	int (*write)(struct rdm_tp *t, unsigned block, uint64_t off, uint64_t len);
+	int (*fence)(struct rdm_tp *t, uint64_t seq);
+	int (*wait_fence)(struct rdm_tp *t, uint64_t seq, int timeout_ms);
+	int (*send)(struct rdm_tp *t, const void *msg, size_t len);
+	/* One whole message into buf; -ETIMEDOUT, -EMSGSIZE (> cap), -ECONNRESET. */
+	int (*recv)(struct rdm_tp *t, void *buf, size_t cap, size_t *len, int timeout_ms);
+	/* Makes blocked and later calls fail with -ECANCELED; safe from any thread. */
+	void (*shutdown)(struct rdm_tp *t);
+	void (*close)(struct rdm_tp *t);
+};
+
+/* Every transport embeds this first. */
+struct rdm_tp {
+	const struct rdm_tp_ops *ops;
+	char err[RDM_TP_ERRLEN];
+};
+
+struct rdm_tp_listener {
+	const struct rdm_tp_ops *ops;
+};
+
+extern const struct rdm_tp_ops rdm_tcp_ops;
+extern const struct rdm_tp_ops rdm_rdma_ops;
+
+/* The transport for a scheme, or NULL when it is not built in. */
+const struct rdm_tp_ops *rdm_tp_lookup(enum rdm_scheme s);
+
+static inline int rdm_tp_write(struct rdm_tp *t, unsigned b, uint64_t off, uint64_t len)
+{
+	return t->ops->write(t, b, off, len);
+}
+
+static inline int rdm_tp_send(struct rdm_tp *t, const void *msg, size_t len)
+{
+	return t->ops->send(t, msg, len);
+}
+
+static inline int rdm_tp_recv(struct rdm_tp *t, void *buf, size_t cap, size_t *len, int timeout_ms)
+{
+	return t->ops->recv(t, buf, cap, len, timeout_ms);
+}
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif
