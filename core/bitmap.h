@@ -21,9 +21,10 @@ void rdm_bitmap_set_range(uint64_t *map, uint64_t first, uint64_t n);
 uint64_t rdm_bitmap_count(const uint64_t *map, uint64_t nbits);
 
 /*
- * Next run of set bits at or after *pos, at most max bits long, not crossing a
- * multiple of `align` bits (align a power of two, 0 = no limit). Returns the run
- * length and sets *pos to its first bit; 0 when no bit is set from *pos on.
+ * Next run of set bits at or after *pos, at most max bits long (0 = no limit),
+ * not crossing a multiple of `align` bits (align a power of two, 0 = no limit).
+ * Returns the run length and sets *pos to its first bit; 0 when no bit is set
+ * from *pos on (then *pos is left as it was).
  */
 uint64_t rdm_bitmap_next_run(const uint64_t *map, uint64_t nbits, uint64_t *pos, uint64_t max,
 			     uint64_t align);

@@ -1,0 +1,349 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * rdmig-bench: migrate a synthetic guest under a dirtying workload and report
+ * what it cost. --role both (the default) forks the destination and verifies
+ * every block by CRC32; --role source / --role dest run one side each.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "guest.h"
+#include "report.h"
+
+#define MAX_BLOCKS 4096
+
+struct bench {
+	struct guest_cfg g;
+	const char *transport, *host, *role, *pattern;
+	unsigned port;
+	unsigned channels;
+	uint64_t chunk, max_bw, downtime, timeout_s;
+	bool pin_all, auto_converge, json, progress;
+};
+
+/* What the destination tells the source side when both run here. */
+struct dest_report {
+	int status;
+	unsigned nblocks;
+	uint32_t devcrc;
+	double cpu_s;
+	char error[256];
+	uint32_t crc[MAX_BLOCKS];
+};
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: rdmig-bench [options]\n"
+		"  --role both|source|dest   who runs here (both: fork the destination)\n"
+		"  --transport tcp|rdma      (tcp)\n"
+		"  --host ADDR --port N      address of the destination (127.0.0.1, port 0 = any)\n"
+		"  --ram MiB --blocks N      guest RAM and how many blocks (256, 2)\n"
+		"  --zero-pct P --text-pct P page mix (30, 10; the rest random)\n"
+		"  --dirty-rate MiB/s        workload dirtying rate (64; 0 = paused guest)\n"
+		"  --pattern random|seq|hotset  --hot MiB  --threads N\n"
+		"  --channels N --chunk KiB --pin-all --max-bandwidth MiB/s\n"
+		"  --downtime-limit ms --auto-converge --timeout s (300)\n"
+		"  --json                    print the report as JSON\n");
+}
+
+static int parse(int argc, char **argv, struct bench *b)
+{
+	static const struct option opts[] = {
+		{"role", 1, 0, 'r'}, {"transport", 1, 0, 't'}, {"host", 1, 0, 'H'},
+		{"port", 1, 0, 'p'}, {"ram", 1, 0, 'm'}, {"blocks", 1, 0, 'b'},
+		{"zero-pct", 1, 0, 'z'}, {"text-pct", 1, 0, 'x'}, {"dirty-rate", 1, 0, 'd'},
+		{"pattern", 1, 0, 'P'}, {"hot", 1, 0, 'o'}, {"threads", 1, 0, 'T'},
+		{"channels", 1, 0, 'c'}, {"chunk", 1, 0, 'k'}, {"pin-all", 0, 0, 'A'},
+		{"max-bandwidth", 1, 0, 'B'}, {"downtime-limit", 1, 0, 'D'},
+		{"auto-converge", 0, 0, 'a'}, {"timeout", 1, 0, 'w'}, {"json", 0, 0, 'j'},
+		{"help", 0, 0, 'h'}, {0, 0, 0, 0}};
+	int c;
+
+	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		uint64_t v = optarg ? strtoull(optarg, NULL, 0) : 0;
+
+		switch (c) {
+		case 'r': b->role = optarg; break;
+		case 't': b->transport = optarg; break;
+		case 'H': b->host = optarg; break;
+		case 'p': b->port = (unsigned)v; break;
+		case 'm': b->g.ram_bytes = v << 20; break;
+		case 'b': b->g.nblocks = (unsigned)v; break;
+		case 'z': b->g.zero_pct = (unsigned)v; break;
+		case 'x': b->g.text_pct = (unsigned)v; break;
+		case 'd': b->g.dirty_rate = v << 20; break;
+		case 'P': b->pattern = optarg; break;
+		case 'o': b->g.hot_bytes = v << 20; break;
+		case 'T': b->g.threads = (unsigned)v; break;
+		case 'c': b->channels = (unsigned)v; break;
+		case 'k': b->chunk = v << 10; break;
+		case 'A': b->pin_all = true; break;
+		case 'B': b->max_bw = v << 20; break;
+		case 'D': b->downtime = v; break;
+		case 'a': b->auto_converge = true; break;
+		case 'w': b->timeout_s = v; break;
+		case 'j': b->json = true; break;
+		case 'h': usage(stdout); exit(0);
+		default: return -EINVAL;
+		}
+	}
+	if (optind != argc || (strcmp(b->transport, "tcp") && strcmp(b->transport, "rdma")) ||
+	    (strcmp(b->role, "both") && strcmp(b->role, "source") && strcmp(b->role, "dest"))) {
+		fprintf(stderr, "rdmig-bench: bad arguments\n");
+		return -EINVAL;
+	}
+	if (!strcmp(b->pattern, "seq"))
+		b->g.pattern = GUEST_SEQ;
+	else if (!strcmp(b->pattern, "hotset"))
+		b->g.pattern = GUEST_HOTSET;
+	else if (!strcmp(b->pattern, "random"))
+		b->g.pattern = GUEST_RANDOM;
+	else {
+		fprintf(stderr, "rdmig-bench: unknown pattern %s\n", b->pattern);
+		return -EINVAL;
+	}
+	if (b->g.nblocks > MAX_BLOCKS) {
+		fprintf(stderr, "rdmig-bench: at most %u blocks\n", MAX_BLOCKS);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static double process_cpu_s(void)
+{
+	struct rusage ru;
+
+	getrusage(RUSAGE_SELF, &ru);
+	return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
+	       (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
+}
+
+static int configure(rdmig_session *s, const struct bench *b)
+{
+	int ret = 0;
+
+	ret |= rdmig_set_parameter(s, RDMIG_PARAM_CHANNELS, b->channels);
+	ret |= rdmig_set_parameter(s, RDMIG_PARAM_CHUNK_SIZE, b->chunk);
+	ret |= rdmig_set_capability(s, RDMIG_CAP_RDMA_PIN_ALL, b->pin_all);
+	ret |= rdmig_set_parameter(s, RDMIG_PARAM_MAX_BANDWIDTH, b->max_bw);
+	ret |= rdmig_set_parameter(s, RDMIG_PARAM_DOWNTIME_LIMIT, b->downtime);
+	ret |= rdmig_set_capability(s, RDMIG_CAP_AUTO_CONVERGE, b->auto_converge);
+	if (ret)
+		fprintf(stderr, "rdmig-bench: %s\n", rdmig_last_error(s));
+	return ret ? -EINVAL : 0;
+}
+
+/* The destination side; reports through fd (or prints when fd < 0). */
+static int run_dest(const struct bench *b, int fd)
+{
+	struct dest_report *r = calloc(1, sizeof(*r));
+	struct rdmig_callbacks cb;
+	enum rdmig_status st = RDMIG_STATUS_FAILED;
+	rdmig_session *s = NULL;
+	struct guest *g = NULL;
+	char uri[300];
+	uint16_t port = 0;
+	int ret;
+
+	if (!r)
+		return -ENOMEM;
+	ret = guest_create(&b->g, true, &g);
+	if (ret)
+		goto out;
+	guest_callbacks(g, &cb);
+	ret = rdmig_session_create(RDMIG_ROLE_DEST, &cb, g, &s);
+	if (!ret)
+		ret = guest_add_blocks(g, s);
+	if (!ret)
+		ret = configure(s, b);
+	snprintf(uri, sizeof(uri), "%s:%s:%u", b->transport, b->host, b->port);
+	if (!ret)
+		ret = rdmig_incoming(s, uri);
+	if (!ret)
+		ret = rdmig_incoming_port(s, &port);
+	if (ret) {
+		snprintf(r->error, sizeof(r->error), "%s", s ? rdmig_last_error(s) : strerror(-ret));
+		goto out;
+	}
+	if (fd >= 0 && write(fd, &port, sizeof(port)) != sizeof(port))
+		goto out;
+	if (fd < 0)
+		printf("listening on %s:%s:%u\n", b->transport, b->host, port), fflush(stdout);
+	ret = rdmig_wait(s, (int)b->timeout_s * 1000, &st);
+	snprintf(r->error, sizeof(r->error), "%s", ret ? "timed out" : rdmig_last_error(s));
+	r->nblocks = guest_nblocks(g);
+	for (unsigned i = 0; i < r->nblocks; i++)
+		r->crc[i] = guest_block_crc(g, i);
+	r->devcrc = guest_devstate_crc(g);
+out:
+	r->status = st;
+	r->cpu_s = process_cpu_s();
+	if (fd >= 0) {
+		if (!port && write(fd, &port, sizeof(port)) != sizeof(port))
+			ret = -EIO;
+		if (write(fd, r, sizeof(*r)) != sizeof(*r))
+			ret = -EIO;
+	} else {
+		printf("destination: %s%s%s\n", rdmig_status_name(st), r->error[0] ? ": " : "",
+		       r->error);
+		for (unsigned i = 0; i < r->nblocks; i++)
+			printf("  ram%u crc32 %08x\n", i, r->crc[i]);
+	}
+	rdmig_session_destroy(s);
+	guest_destroy(g);
+	free(r);
+	return st == RDMIG_STATUS_COMPLETED ? 0 : 1;
+}
+
+static int read_full(int fd, void *buf, size_t len)
+{
+	char *p = buf;
+
+	while (len) {
+		ssize_t n = read(fd, p, len);
+
+		if (n <= 0)
+			return -EIO;
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+static int run_source(const struct bench *b, uint16_t port, int fd, pid_t child)
+{
+	struct bench_report rep = {.transport = b->transport, .channels = b->channels,
+				   .chunk = b->chunk, .pin_all = b->pin_all,
+				   .ram_bytes = b->g.ram_bytes, .dirty_rate = b->g.dirty_rate,
+				   .pattern = b->pattern, .dest_status = RDMIG_STATUS_NONE};
+	struct dest_report *dr = calloc(1, sizeof(*dr));
+	struct rdmig_callbacks cb;
+	rdmig_session *s = NULL;
+	struct guest *g = NULL;
+	enum rdmig_status st;
+	struct guest_counters gc;
+	char uri[300];
+	double cpu0;
+	int ret;
+
+	if (!dr)
+		return -ENOMEM;
+	ret = guest_create(&b->g, false, &g);
+	if (ret) {
+		fprintf(stderr, "rdmig-bench: cannot create the guest: %s\n", strerror(-ret));
+		goto out;
+	}
+	guest_callbacks(g, &cb);
+	ret = rdmig_session_create(RDMIG_ROLE_SOURCE, &cb, g, &s);
+	if (!ret)
+		ret = guest_add_blocks(g, s);
+	if (!ret)
+		ret = configure(s, b);
+	if (!ret)
+		ret = guest_start_workload(g);
+	snprintf(uri, sizeof(uri), "%s:%s:%u", b->transport, b->host, port);
+	cpu0 = process_cpu_s();
+	if (!ret)
+		ret = rdmig_migrate(s, uri);
+	if (ret) {
+		fprintf(stderr, "rdmig-bench: migrate %s: %s\n", uri, s ? rdmig_last_error(s) : "");
+		goto out;
+	}
+	while (rdmig_wait(s, 200, &st) == -ETIMEDOUT) {
+		if (b->progress) {
+			struct rdmig_stats now;
+
+			rdmig_query(s, &now);
+			bench_print_progress(stderr, &now, b->g.ram_bytes);
+		}
+	}
+	if (b->progress)
+		fprintf(stderr, "\n");
+	rdmig_query(s, &rep.src);
+	rep.src_cpu_s = process_cpu_s() - cpu0 - guest_workload_cpu_s(g);
+	guest_stop_workload(g);
+	guest_counters(g, &gc);
+	rep.max_throttle = gc.max_throttle;
+	rep.nblocks = guest_nblocks(g);
+	if (st != RDMIG_STATUS_COMPLETED)
+		snprintf(rep.error, sizeof(rep.error), "%s", rdmig_last_error(s));
+	if (fd >= 0 && read_full(fd, dr, sizeof(*dr)) == 0) {
+		rep.dest_status = dr->status;
+		rep.dest_cpu_s = dr->cpu_s;
+		for (unsigned i = 0; i < rep.nblocks && i < dr->nblocks; i++)
+			rep.blocks_verified += guest_block_crc(g, i) == dr->crc[i];
+		rep.devstate_verified = dr->devcrc == guest_devstate_crc(g);
+		if (!rep.error[0] && dr->status != RDMIG_STATUS_COMPLETED)
+			snprintf(rep.error, sizeof(rep.error), "destination: %.200s", dr->error);
+	}
+	rep.verified = st == RDMIG_STATUS_COMPLETED && rep.dest_status == RDMIG_STATUS_COMPLETED &&
+		       rep.blocks_verified == rep.nblocks && rep.devstate_verified;
+	if (b->json)
+		bench_print_json(stdout, &rep);
+	else
+		bench_print_table(stdout, &rep);
+	ret = rep.verified || (fd < 0 && st == RDMIG_STATUS_COMPLETED) ? 0 : 1;
+out:
+	if (child > 0)
+		waitpid(child, NULL, 0);
+	rdmig_session_destroy(s);
+	guest_destroy(g);
+	free(dr);
+	return ret ? 1 : 0;
+}
+
+int main(int argc, char **argv)
+{
+	struct bench b = {
+		.g = {.ram_bytes = 256ull << 20, .nblocks = 2, .page_size = 4096, .zero_pct = 30,
+		      .text_pct = 10, .dirty_rate = 64ull << 20, .threads = 1, .seed = 7,
+		      .hot_bytes = 16ull << 20, .devstate_bytes = 1 << 20},
+		.transport = "tcp", .host = "127.0.0.1", .role = "both", .pattern = "random",
+		.channels = 2, .chunk = 1u << 20, .downtime = 300, .timeout_s = 300,
+	};
+	uint16_t port = 0;
+	int p[2];
+	pid_t child;
+
+	if (parse(argc, argv, &b)) {
+		usage(stderr);
+		return 2;
+	}
+	b.progress = isatty(STDERR_FILENO) && !b.json;
+	if (!strcmp(b.role, "dest"))
+		return run_dest(&b, -1);
+	if (!strcmp(b.role, "source")) {
+		if (!b.port) {
+			fprintf(stderr, "rdmig-bench: --role source needs --port\n");
+			return 2;
+		}
+		return run_source(&b, (uint16_t)b.port, -1, -1);
+	}
+	if (pipe(p))
+		return 1;
+	fflush(NULL);
+	child = fork();
+	if (child < 0)
+		return 1;
+	if (child == 0) {
+		close(p[0]);
+		_exit(run_dest(&b, p[1]));
+	}
+	close(p[1]);
+	if (read_full(p[0], &port, sizeof(port)) || !port) {
+		struct dest_report dr;
+
+		if (!read_full(p[0], &dr, sizeof(dr)))
+			fprintf(stderr, "rdmig-bench: destination: %s\n", dr.error);
+		waitpid(child, NULL, 0);
+		return 1;
+	}
+	return run_source(&b, port, p[0], child);
+}

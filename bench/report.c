@@ -1,0 +1,99 @@
+/* SPDX-License-Identifier: MIT */
+#include "report.h"
+
+#define MIB (1024.0 * 1024.0)
+
+double bench_throughput_mibs(const struct bench_report *r)
+{
+	uint64_t ms = r->src.total_time_ms - r->src.setup_time_ms;
+
+	return ms ? (double)r->src.ram_transferred / MIB / ((double)ms / 1000.0) : 0.0;
+}
+
+void bench_print_table(FILE *f, const struct bench_report *r)
+{
+	const struct rdmig_stats *s = &r->src;
+
+	fprintf(f, "rdmig-bench: %s, %u channel%s, chunk %llu KiB%s, %.0f MiB RAM, "
+		   "dirtying %.0f MiB/s (%s)\n",
+		r->transport, r->channels, r->channels == 1 ? "" : "s",
+		(unsigned long long)(r->chunk >> 10), r->pin_all ? ", pin-all" : "",
+		(double)r->ram_bytes / MIB, (double)r->dirty_rate / MIB, r->pattern);
+	fprintf(f, "  %-22s %s\n", "status", rdmig_status_name(s->status));
+	fprintf(f, "  %-22s %s\n", "destination", rdmig_status_name(r->dest_status));
+	fprintf(f, "  %-22s %llu ms\n", "total time", (unsigned long long)s->total_time_ms);
+	fprintf(f, "  %-22s %llu ms\n", "setup time", (unsigned long long)s->setup_time_ms);
+	fprintf(f, "  %-22s %llu ms\n", "downtime", (unsigned long long)s->downtime_ms);
+	fprintf(f, "  %-22s %llu\n", "iterations", (unsigned long long)s->dirty_sync_count);
+	fprintf(f, "  %-22s %.1f MiB\n", "bytes sent", (double)s->ram_transferred / MIB);
+	fprintf(f, "  %-22s %llu (%.1f MiB)\n", "pages sent as data",
+		(unsigned long long)s->ram_normal, (double)s->ram_normal_bytes / MIB);
+	fprintf(f, "  %-22s %llu\n", "zero pages (as runs)", (unsigned long long)s->ram_duplicate);
+	fprintf(f, "  %-22s %.1f MiB/s\n", "throughput", bench_throughput_mibs(r));
+	fprintf(f, "  %-22s %.2f s\n", "source CPU", r->src_cpu_s);
+	fprintf(f, "  %-22s %.2f s\n", "destination CPU", r->dest_cpu_s);
+	fprintf(f, "  %-22s %u %%\n", "throttle reached", r->max_throttle);
+	fprintf(f, "  %-22s %s (%u/%u blocks CRC32, device state %s)\n", "memory verified",
+		r->verified ? "yes" : "NO", r->blocks_verified, r->nblocks,
+		r->devstate_verified ? "ok" : "differs");
+	if (r->error[0])
+		fprintf(f, "  %-22s %s\n", "error", r->error);
+}
+
+static void json_str(FILE *f, const char *s)
+{
+	fputc('"', f);
+	for (; *s; s++) {
+		if (*s == '"' || *s == '\\')
+			fprintf(f, "\\%c", *s);
+		else if ((unsigned char)*s < 0x20)
+			fprintf(f, "\\u%04x", *s);
+		else
+			fputc(*s, f);
+	}
+	fputc('"', f);
+}
+
+void bench_print_json(FILE *f, const struct bench_report *r)
+{
+	const struct rdmig_stats *s = &r->src;
+
+	fprintf(f, "{\"transport\": \"%s\", \"channels\": %u, \"chunk_size\": %llu, "
+		   "\"pin_all\": %s, \"ram_bytes\": %llu, \"dirty_rate\": %llu, \"pattern\": \"%s\", ",
+		r->transport, r->channels, (unsigned long long)r->chunk,
+		r->pin_all ? "true" : "false", (unsigned long long)r->ram_bytes,
+		(unsigned long long)r->dirty_rate, r->pattern);
+	fprintf(f, "\"status\": \"%s\", \"dest_status\": \"%s\", \"total_time_ms\": %llu, "
+		   "\"setup_time_ms\": %llu, \"downtime_ms\": %llu, \"iterations\": %llu, ",
+		rdmig_status_name(s->status), rdmig_status_name(r->dest_status),
+		(unsigned long long)s->total_time_ms, (unsigned long long)s->setup_time_ms,
+		(unsigned long long)s->downtime_ms, (unsigned long long)s->dirty_sync_count);
+	fprintf(f, "\"bytes_sent\": %llu, \"normal_pages\": %llu, \"normal_bytes\": %llu, "
+		   "\"zero_pages\": %llu, \"throughput_mibs\": %.2f, \"src_cpu_s\": %.3f, "
+		   "\"dest_cpu_s\": %.3f, \"max_throttle\": %u, \"verified\": %s, \"error\": ",
+		(unsigned long long)s->ram_transferred, (unsigned long long)s->ram_normal,
+		(unsigned long long)s->ram_normal_bytes, (unsigned long long)s->ram_duplicate,
+		bench_throughput_mibs(r), r->src_cpu_s, r->dest_cpu_s, r->max_throttle,
+		r->verified ? "true" : "false");
+	json_str(f, r->error);
+	fprintf(f, "}\n");
+}
+
+void bench_print_progress(FILE *f, const struct rdmig_stats *st, uint64_t ram_total)
+{
+	double done = ram_total ? 1.0 - (double)st->ram_remaining / (double)ram_total : 0;
+	char bar[31];
+	int fill;
+
+	if (done < 0)
+		done = 0;
+	fill = (int)(done * 30);
+	for (int i = 0; i < 30; i++)
+		bar[i] = i < fill ? '#' : '.';
+	bar[30] = '\0';
+	fprintf(f, "\r%-14s [%s] %8.1f MiB left  %7.1f Mbit/s  iter %llu  dirty %llu p/s  thr %u%%  ",
+		rdmig_status_name(st->status), bar, (double)st->ram_remaining / MIB, st->mbps,
+		(unsigned long long)st->dirty_sync_count, (unsigned long long)st->dirty_pages_rate,
+		st->cpu_throttle_percentage);
+	fflush(f);
+}

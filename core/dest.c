@@ -1,0 +1,398 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The destination state machine: setup (listen, accept, negotiate) -> active
+ * (serve zero runs and fences while the transport places pages) -> device
+ * (device state arrives) -> completed once the state is loaded, confirmed to
+ * the source, and the VM started. It never starts the VM on any other path.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/bitmap.h"
+#include "core/session.h"
+
+struct dest {
+	struct rdmig_session *s;
+	uint8_t *buf;
+	struct rdm_devbuf dev;
+	int timeout;
+	char why[RDM_ERRLEN];
+};
+
+/* Record why, tell the source, and return err. */
+static int refuse(struct dest *d, int err, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static int refuse(struct dest *d, int err, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(d->why, sizeof(d->why), fmt, ap);
+	va_end(ap);
+	rdm_set_error(d->s, "%s", d->why);
+	rdm_send_error(d->s, err, d->why);
+	return err;
+}
+
+static int check_blocks(struct dest *d, const struct rdm_blocks *bl)
+{
+	struct rdmig_session *s = d->s;
+	struct rdm_block_desc in;
+
+	if (bl->count != s->nblocks)
+		return refuse(d, -EINVAL, "block list mismatch: source has %u blocks, destination %u",
+			      bl->count, s->nblocks);
+	for (uint32_t i = 0; i < bl->count; i++) {
+		const struct rdm_block *b = &s->blocks[i];
+
+		rdm_blocks_get(bl, i, &in);
+		if (strcmp(in.name, b->name) || in.length != b->len ||
+		    in.page_size != b->page_size)
+			return refuse(d, -EINVAL,
+				      "block list mismatch at %u: source %s (%llu bytes, page %u), "
+				      "destination %s (%llu bytes, page %u)",
+				      i, in.name, (unsigned long long)in.length, in.page_size,
+				      b->name, (unsigned long long)b->len, b->page_size);
+	}
+	return 0;
+}
+
+static int negotiate(struct dest *d)
+{
+	struct rdmig_session *s = d->s;
+	struct rdm_msg m;
+	struct rdm_tp_block *tb;
+	int ret;
+
+	ret = rdm_recv_msg(s, d->buf, RDM_CTRL_BUF, &m, d->timeout);
+	if (ret) {
+		rdm_set_error(s, "no hello from the source: %s", strerror(-ret));
+		return ret;
+	}
+	if (m.type != RDM_MSG_HELLO)
+		return refuse(d, -EPROTO, "expected hello, got %s", rdm_msg_name(m.type));
+	if (m.u.hello.version != RDM_WIRE_VERSION)
+		return refuse(d, -EPROTONOSUPPORT,
+			      "source speaks protocol version %u, destination %u",
+			      m.u.hello.version, RDM_WIRE_VERSION);
+	m.type = RDM_MSG_HELLO;
+	m.u.hello = (struct rdm_hello){RDM_WIRE_MAGIC, RDM_WIRE_VERSION, 0,
+				       RDM_FEAT_ZERO_RUNS | RDM_FEAT_RETURN_PATH};
+	ret = rdm_send_msg(s, &m);
+	if (ret)
+		return ret;
+
+	ret = rdm_recv_msg(s, d->buf, RDM_CTRL_BUF, &m, d->timeout);
+	if (ret) {
+		rdm_set_error(s, "no block list from the source: %s", strerror(-ret));
+		return ret;
+	}
+	if (m.type != RDM_MSG_BLOCKS)
+		return refuse(d, -EPROTO, "expected blocks, got %s", rdm_msg_name(m.type));
+	ret = check_blocks(d, &m.u.blocks);
+	if (ret)
+		return ret;
+
+	tb = calloc(s->nblocks, sizeof(*tb));
+	if (!tb)
+		return -ENOMEM;
+	for (unsigned i = 0; i < s->nblocks; i++)
+		tb[i] = (struct rdm_tp_block){s->blocks[i].name, s->blocks[i].host,
+					      s->blocks[i].len, s->blocks[i].page_size};
+	ret = s->tp->ops->set_blocks(s->tp, tb, s->nblocks);
+	free(tb);
+	if (ret)
+		return refuse(d, ret, "destination transport setup: %s", s->tp->err);
+	m.type = RDM_MSG_BLOCKS_ACK;
+	return rdm_send_msg(s, &m);
+}
+
+static int apply_zero(struct dest *d, const struct rdm_zero_runs *z)
+{
+	struct rdmig_session *s = d->s;
+	struct rdm_zero_run run;
+	struct rdm_block *b;
+
+	if (z->block >= s->nblocks)
+		return refuse(d, -EBADMSG, "zero runs for block %u of %u", z->block, s->nblocks);
+	b = &s->blocks[z->block];
+	for (uint32_t i = 0; i < z->count; i++) {
+		rdm_zero_runs_get(z, i, &run);
+		if (run.first_page > b->npages || run.npages > b->npages - run.first_page)
+			return refuse(d, -EBADMSG, "zero run %llu+%u outside %s (%llu pages)",
+				      (unsigned long long)run.first_page, run.npages, b->name,
+				      (unsigned long long)b->npages);
+		/* Reading first keeps untouched zero pages unallocated here. */
+		for (uint64_t p = run.first_page; p < run.first_page + run.npages; p++) {
+			uint8_t *page = b->host + p * b->page_size;
+
+			if (!rdm_is_zero(page, b->page_size))
+				memset(page, 0, b->page_size);
+		}
+	}
+	return 0;
+}
+
+static int fence(struct dest *d, uint64_t seq, enum rdm_msg_type ack)
+{
+	struct rdmig_session *s = d->s;
+	struct rdm_msg m = {.type = ack};
+	int ret;
+
+	ret = s->tp->ops->wait_fence(s->tp, seq, d->timeout);
+	if (ret) {
+		rdm_set_error(s, "waiting for the pages of iteration %llu: %s",
+			      (unsigned long long)seq, s->tp->err[0] ? s->tp->err : strerror(-ret));
+		return ret;
+	}
+	m.u.seq.seq = seq;
+	return rdm_send_msg(s, &m);
+}
+
+static int complete(struct dest *d, uint64_t seq)
+{
+	struct rdmig_session *s = d->s;
+	int ret;
+
+	if (!d->dev.ended)
+		return refuse(d, -EPROTO, "completion before the end of the device state");
+	ret = s->tp->ops->wait_fence(s->tp, seq, d->timeout);
+	if (ret) {
+		rdm_set_error(s, "waiting for the last pages: %s", s->tp->err);
+		return ret;
+	}
+	ret = rdm_devstate_load(s, &d->dev);
+	if (ret) {
+		rdm_send_error(s, ret, s->stats.error_desc);
+		return ret;
+	}
+	/* Confirm first: a destination whose ack was not sent must not run. */
+	ret = fence(d, seq, RDM_MSG_RP_COMPLETE_ACK);
+	if (ret)
+		return ret;
+	if (s->cb.vm_start) {
+		ret = s->cb.vm_start(s->opaque);
+		if (ret)
+			rdm_set_error(s, "vm_start callback failed: %s", strerror(-ret));
+	}
+	return ret;
+}
+
+/* Serve the source until completion, an abort, or an error. */
+static int serve(struct dest *d)
+{
+	struct rdmig_session *s = d->s;
+	uint64_t last_rx = rdm_now_ms();
+	struct rdm_msg m;
+	int ret;
+
+	for (;;) {
+		ret = rdm_recv_msg(s, d->buf, RDM_CTRL_BUF, &m, 200);
+		if (ret == -ETIMEDOUT) {
+			if (rdm_now_ms() - last_rx > (uint64_t)d->timeout) {
+				rdm_set_error(s, "no word from the source for %d ms", d->timeout);
+				return ret;
+			}
+			continue;
+		}
+		if (ret == -ECANCELED || rdm_cancelled(s))
+			return -ECANCELED;
+		if (ret) {
+			rdm_set_error(s, "source connection lost: %s",
+				      s->tp->err[0] ? s->tp->err : strerror(-ret));
+			return ret;
+		}
+		last_rx = rdm_now_ms();
+		switch (m.type) {
+		case RDM_MSG_ZERO_RUNS:
+			ret = apply_zero(d, &m.u.zero);
+			break;
+		case RDM_MSG_ITER_END:
+			ret = fence(d, m.u.seq.seq, RDM_MSG_RP_FENCE_ACK);
+			pthread_mutex_lock(&s->lock);
+			s->stats.dirty_sync_count++;
+			pthread_mutex_unlock(&s->lock);
+			break;
+		case RDM_MSG_RP_PING:
+			m.type = RDM_MSG_RP_PONG;
+			ret = rdm_send_msg(s, &m);
+			break;
+		case RDM_MSG_RP_PONG:
+			break;
+		case RDM_MSG_DEVSTATE:
+			if (rdm_get_status(s) == RDMIG_STATUS_ACTIVE)
+				rdm_set_status(s, RDMIG_STATUS_DEVICE);
+			ret = rdm_devstate_append(&d->dev, &m.u.dev, d->why, sizeof(d->why));
+			if (ret)
+				return refuse(d, ret, "%s", d->why);
+			break;
+		case RDM_MSG_DEVSTATE_END:
+			if (rdm_get_status(s) == RDMIG_STATUS_ACTIVE)
+				rdm_set_status(s, RDMIG_STATUS_DEVICE);
+			ret = rdm_devstate_end(&d->dev, &m.u.dev_end, d->why, sizeof(d->why));
+			if (ret)
+				return refuse(d, ret, "%s", d->why);
+			break;
+		case RDM_MSG_COMPLETE:
+			return complete(d, m.u.seq.seq);
+		case RDM_MSG_ERROR:
+			if (m.u.error.code == -ECANCELED)
+				return -ECANCELED;
+			rdm_set_error(s, "source aborted: %s", m.u.error.text);
+			return m.u.error.code < 0 ? m.u.error.code : -EPROTO;
+		default:
+			return refuse(d, -EPROTO, "unexpected %s from the source",
+				      rdm_msg_name(m.type));
+		}
+		if (ret)
+			return ret;
+	}
+}
+
+static int accept_one(struct rdmig_session *s)
+{
+	char err[RDM_TP_ERRLEN];
+	struct rdm_tp *tp = NULL;
+	int ret;
+
+	for (;;) {
+		err[0] = '\0';
+		ret = s->ops->accept(s->listener, 500, &tp, err, sizeof(err));
+		if (rdm_cancelled(s))
+			ret = -ECANCELED;
+		if (ret != -ETIMEDOUT)
+			break;
+		/* A refused peer (garbage, wrong version) is news, not the end. */
+		if (err[0])
+			rdm_set_api_error(s, "refused a connection: %s", err);
+	}
+	if (ret) {
+		if (tp)
+			tp->ops->close(tp);
+		if (ret != -ECANCELED)
+			rdm_set_error(s, "accept: %s", err[0] ? err : strerror(-ret));
+		return ret;
+	}
+	pthread_mutex_lock(&s->lock);
+	s->tp = tp;
+	pthread_mutex_unlock(&s->lock);
+	/* Cancel may have raced the assignment above. */
+	if (rdm_cancelled(s))
+		return -ECANCELED;
+	return 0;
+}
+
+void *rdm_dest_main(void *arg)
+{
+	struct rdmig_session *s = arg;
+	struct dest d = {.s = s, .timeout = (int)s->opts.params[RDMIG_PARAM_PEER_TIMEOUT]};
+	uint64_t t0;
+	int ret;
+
+	d.buf = malloc(RDM_CTRL_BUF);
+	if (!d.buf) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	ret = accept_one(s);
+	pthread_mutex_lock(&s->lock);
+	s->ops->listener_close(s->listener);
+	s->listener = NULL;
+	pthread_mutex_unlock(&s->lock);
+	if (ret)
+		goto out_buf;
+	t0 = rdm_now_ms();
+	ret = negotiate(&d);
+	if (ret)
+		goto out_tp;
+	pthread_mutex_lock(&s->lock);
+	s->stats.setup_time_ms = rdm_now_ms() - t0;
+	pthread_mutex_unlock(&s->lock);
+	rdm_set_status(s, RDMIG_STATUS_ACTIVE);
+	ret = serve(&d);
+
+out_tp:
+	if (rdm_cancelled(s))
+		ret = ret ? -ECANCELED : 0;
+	pthread_mutex_lock(&s->lock);
+	s->tp->ops->close(s->tp);
+	s->tp = NULL;
+	pthread_mutex_unlock(&s->lock);
+out_buf:
+	rdm_devbuf_free(&d.dev);
+	free(d.buf);
+out:
+	if (ret == -ECANCELED) {
+		rdm_set_error(s, "migration cancelled");
+		rdm_set_status(s, RDMIG_STATUS_CANCELLED);
+	} else if (ret) {
+		rdm_set_error(s, "incoming migration failed: %s", strerror(-ret));
+		rdm_set_status(s, RDMIG_STATUS_FAILED);
+	} else {
+		rdm_set_status(s, RDMIG_STATUS_COMPLETED);
+	}
+	return NULL;
+}
+
+int rdmig_incoming(rdmig_session *s, const char *uri)
+{
+	struct rdm_tp_opts to = {0};
+	char err[RDM_TP_ERRLEN] = "";
+	int ret;
+
+	if (!s || !uri)
+		return -EINVAL;
+	if (s->role != RDMIG_ROLE_DEST) {
+		rdm_set_api_error(s, "incoming needs a destination session");
+		return -EINVAL;
+	}
+	if (s->started) {
+		rdm_set_api_error(s, "this session is already used; create a new one");
+		return -EBUSY;
+	}
+	if (!s->nblocks) {
+		rdm_set_api_error(s, "no RAM blocks added");
+		return -EINVAL;
+	}
+	ret = rdm_addr_parse(uri, &s->addr, err, sizeof(err));
+	if (ret) {
+		rdm_set_api_error(s, "bad URI '%s': %s", uri, err);
+		return ret;
+	}
+	s->ops = rdm_tp_lookup(s->addr.scheme);
+	if (!s->ops) {
+		rdm_set_api_error(s, "transport for '%s' is not available in this build", uri);
+		return -EPROTONOSUPPORT;
+	}
+	to.channels = (unsigned)s->opts.params[RDMIG_PARAM_CHANNELS];
+	to.chunk_size = s->opts.params[RDMIG_PARAM_CHUNK_SIZE];
+	to.pin_all = s->opts.caps[RDMIG_CAP_RDMA_PIN_ALL];
+	to.timeout_ms = (int)s->opts.params[RDMIG_PARAM_PEER_TIMEOUT];
+	ret = s->ops->listen(&s->addr, &to, &s->listener, err, sizeof(err));
+	if (ret) {
+		rdm_set_api_error(s, "listen on '%s': %s", uri, err[0] ? err : strerror(-ret));
+		return ret;
+	}
+	ret = s->ops->listener_port(s->listener, &s->port);
+	if (ret) {
+		s->ops->listener_close(s->listener);
+		s->listener = NULL;
+		rdm_set_api_error(s, "listen on '%s': cannot read the bound port", uri);
+		return ret;
+	}
+	s->t_start_ms = rdm_now_ms();
+	rdm_set_status(s, RDMIG_STATUS_SETUP);
+	s->started = true;
+	ret = -pthread_create(&s->thread, NULL, rdm_dest_main, s);
+	if (ret) {
+		s->started = false;
+		s->ops->listener_close(s->listener);
+		s->listener = NULL;
+		rdm_set_status(s, RDMIG_STATUS_NONE);
+		rdm_set_api_error(s, "cannot start the incoming thread");
+	}
+	return ret;
+}

@@ -1,0 +1,135 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Migration policy, pure arithmetic: the source session feeds it what it
+ * measured and acts on the answers. The auto-converge rules are those of
+ * QEMU's migration_trigger_throttle / mig_throttle_guest_down.
+ */
+#include <string.h>
+
+#include "core/policy.h"
+
+/* 128-bit intermediates keep byte*ms products exact for any uint64_t input. */
+__extension__ typedef unsigned __int128 u128;
+
+/* Weight of the newest sample: reacts within a few periods, ignores one odd period. */
+#define BW_NEW_WEIGHT 0.5
+
+void rdm_policy_init(struct rdm_policy *p, const struct rdm_policy_cfg *cfg)
+{
+	memset(p, 0, sizeof(*p));
+	p->cfg = *cfg;
+}
+
+void rdm_policy_sent(struct rdm_policy *p, uint64_t bytes, uint64_t elapsed_ms)
+{
+	double sample;
+
+	/* A zero-length period says nothing about the rate. */
+	if (!elapsed_ms)
+		return;
+	sample = (double)bytes / (double)elapsed_ms;
+	if (p->bandwidth <= 0)
+		p->bandwidth = sample; /* first sample as is: no history to smooth with */
+	else
+		p->bandwidth = BW_NEW_WEIGHT * sample + (1 - BW_NEW_WEIGHT) * p->bandwidth;
+}
+
+uint64_t rdm_policy_expected_downtime(const struct rdm_policy *p, uint64_t remaining_bytes)
+{
+	double ms;
+	uint64_t q;
+
+	if (!remaining_bytes)
+		return 0;
+	if (p->bandwidth <= 0)
+		return UINT64_MAX;
+	ms = (double)remaining_bytes / p->bandwidth;
+	/* 2^64 as a double; anything at or past it does not fit. */
+	if (ms >= 18446744073709551616.0)
+		return UINT64_MAX;
+	/* Round up: the decision must not be optimistic by a fraction of a ms. */
+	q = (uint64_t)ms;
+	return (double)q < ms && q < UINT64_MAX ? q + 1 : q;
+}
+
+bool rdm_policy_should_switch(const struct rdm_policy *p, uint64_t remaining_bytes)
+{
+	uint64_t expected = rdm_policy_expected_downtime(p, remaining_bytes);
+
+	return expected != UINT64_MAX && expected <= p->cfg.downtime_limit_ms;
+}
+
+static unsigned min_u(unsigned a, unsigned b)
+{
+	return a < b ? a : b;
+}
+
+/* One throttle step (QEMU mig_throttle_guest_down). */
+static void throttle_down(struct rdm_policy *p, uint64_t dirty_bytes, uint64_t threshold_bytes)
+{
+	const struct rdm_policy_cfg *c = &p->cfg;
+	unsigned inc;
+
+	if (!p->throttle) {
+		p->throttle = min_u(c->throttle_initial, c->throttle_max);
+		return;
+	}
+	inc = c->throttle_increment;
+	if (c->throttle_tailslow) {
+		/*
+		 * The guest CPU share that would bring dirtying down to the
+		 * threshold: cpu_now * threshold / dirty. Step only that far, so
+		 * the last steps near convergence are small. dirty > threshold
+		 * here, so ideal < now and the step is at least 1.
+		 */
+		unsigned cpu_now = 100 - p->throttle;
+		unsigned cpu_ideal =
+			(unsigned)((double)cpu_now * ((double)threshold_bytes / (double)dirty_bytes));
+
+		inc = min_u(cpu_now - cpu_ideal, inc);
+	}
+	p->throttle = min_u(p->throttle + inc, c->throttle_max);
+}
+
+unsigned rdm_policy_after_sync(struct rdm_policy *p, uint64_t dirty_bytes, uint64_t dirty_pages,
+			       uint64_t sent_bytes, uint64_t period_ms)
+{
+	uint64_t threshold_bytes;
+
+	if (period_ms)
+		p->dirty_pages_rate = (uint64_t)((u128)dirty_pages * 1000 / period_ms);
+	else
+		p->dirty_pages_rate = 0;
+
+	if (!p->cfg.auto_converge)
+		return p->throttle;
+
+	threshold_bytes = (uint64_t)((u128)sent_bytes * p->cfg.trigger_threshold / 100);
+	if (dirty_bytes <= threshold_bytes) {
+		/* The guest kept up this period: only consecutive high periods count. */
+		p->dirty_high_count = 0;
+		return p->throttle;
+	}
+	if (++p->dirty_high_count >= 2) {
+		p->dirty_high_count = 0;
+		throttle_down(p, dirty_bytes, threshold_bytes);
+	}
+	return p->throttle;
+}
+
+uint64_t rdm_policy_rate_delay_ms(const struct rdm_policy *p, uint64_t bytes_in_window,
+				  uint64_t window_ms)
+{
+	uint64_t bw = p->cfg.max_bandwidth;
+	u128 need_ms;
+
+	if (!bw)
+		return 0;
+	/* Within budget: bytes <= bw * window / 1000, compared without division. */
+	if ((u128)bytes_in_window * 1000 <= (u128)bw * window_ms)
+		return 0;
+	/* The window must last bytes / bw seconds; sleep the rest, rounded up. */
+	need_ms = ((u128)bytes_in_window * 1000 + bw - 1) / bw;
+	need_ms -= window_ms;
+	return need_ms > UINT64_MAX ? UINT64_MAX : (uint64_t)need_ms;
+}

@@ -1,0 +1,243 @@
+/* SPDX-License-Identifier: MIT */
+/* Dirty pages to writes and zero runs (see ram.h). */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "core/bitmap.h"
+#include "core/ram.h"
+#include "core/session.h"
+
+int rdm_ram_init(struct rdm_ram *r, struct rdmig_session *s)
+{
+	memset(r, 0, sizeof(*r));
+	r->s = s;
+	r->zruns = calloc(RDM_ZRUNS_MAX, sizeof(*r->zruns));
+	r->zbuf = malloc(RDM_HDR_LEN + 8 + (size_t)RDM_ZRUNS_MAX * 12);
+	if (!r->zruns || !r->zbuf) {
+		rdm_ram_fini(r);
+		return -ENOMEM;
+	}
+	for (unsigned i = 0; i < s->nblocks; i++)
+		rdm_bitmap_set_all(s->blocks[i].dirty, s->blocks[i].npages);
+	r->remaining = s->stats.ram_total;
+	return 0;
+}
+
+void rdm_ram_fini(struct rdm_ram *r)
+{
+	free(r->zruns);
+	free(r->zbuf);
+	r->zruns = NULL;
+	r->zbuf = NULL;
+}
+
+static void publish(struct rdm_ram *r)
+{
+	struct rdmig_session *s = r->s;
+
+	pthread_mutex_lock(&s->lock);
+	s->stats.ram_transferred = r->bytes_total;
+	s->stats.ram_normal = r->normal_pages;
+	s->stats.ram_normal_bytes = r->normal_bytes;
+	s->stats.ram_duplicate = r->zero_pages;
+	s->stats.ram_remaining = r->remaining;
+	pthread_mutex_unlock(&s->lock);
+}
+
+static int flush_zero(struct rdm_ram *r)
+{
+	struct rdmig_session *s = r->s;
+	struct rdm_msg m = {.type = RDM_MSG_ZERO_RUNS};
+	size_t len;
+	int ret;
+
+	if (!r->nz)
+		return 0;
+	m.u.zero.block = r->zblock;
+	m.u.zero.count = r->nz;
+	m.u.zero.runs = r->zruns;
+	ret = rdm_msg_encode(&m, r->zbuf, RDM_HDR_LEN + 8 + (size_t)RDM_ZRUNS_MAX * 12, &len);
+	if (!ret)
+		ret = rdm_tp_send(s->tp, r->zbuf, len);
+	if (ret) {
+		rdm_set_error(s, "sending zero runs: %s", s->tp->err);
+		return ret;
+	}
+	r->bytes_total += len;
+	r->nz = 0;
+	r->zero_sent_in_pass = true;
+	return 0;
+}
+
+static int add_zero(struct rdm_ram *r, unsigned block, uint64_t first, uint64_t n)
+{
+	struct rdm_zero_run *last = r->nz ? &r->zruns[r->nz - 1] : NULL;
+	int ret;
+
+	if (r->nz && r->zblock != block) {
+		ret = flush_zero(r);
+		if (ret)
+			return ret;
+		last = NULL;
+	}
+	r->zblock = block;
+	if (last && last->first_page + last->npages == first && last->npages + n <= UINT32_MAX) {
+		last->npages += (uint32_t)n;
+		return 0;
+	}
+	if (r->nz == RDM_ZRUNS_MAX) {
+		ret = flush_zero(r);
+		if (ret)
+			return ret;
+	}
+	r->zruns[r->nz++] = (struct rdm_zero_run){first, (uint32_t)n};
+	return 0;
+}
+
+static void sleep_ms(uint64_t ms)
+{
+	struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000};
+
+	nanosleep(&ts, NULL);
+}
+
+/* max-bandwidth: sleep until the window allows len more bytes. */
+static int rate_limit(struct rdm_ram *r, uint64_t len)
+{
+	struct rdmig_session *s = r->s;
+	uint64_t now, delay;
+
+	if (!s->policy.cfg.max_bandwidth)
+		return 0;
+	for (;;) {
+		now = rdm_now_ms();
+		if (!r->win_start || now - r->win_start >= 1000) {
+			r->win_start = now;
+			r->win_bytes = 0;
+		}
+		delay = rdm_policy_rate_delay_ms(&s->policy, r->win_bytes, now - r->win_start);
+		if (!delay)
+			break;
+		if (rdm_cancelled(s))
+			return -ECANCELED;
+		sleep_ms(delay < 20 ? delay : 20);
+	}
+	r->win_bytes += len;
+	return 0;
+}
+
+static int write_data(struct rdm_ram *r, unsigned bi, uint64_t first, uint64_t n)
+{
+	struct rdmig_session *s = r->s;
+	struct rdm_block *b = &s->blocks[bi];
+	uint64_t len = n * b->page_size;
+	int ret;
+
+	ret = rate_limit(r, len);
+	if (ret)
+		return ret;
+	ret = rdm_tp_write(s->tp, bi, first * b->page_size, len);
+	if (ret) {
+		rdm_set_error(s, "writing %s+%llu: %s", b->name,
+			      (unsigned long long)(first * b->page_size), s->tp->err);
+		return ret;
+	}
+	r->bytes_total += len;
+	r->normal_pages += n;
+	r->normal_bytes += len;
+	return 0;
+}
+
+/* Split a dirty run into data and zero segments; data goes as few writes as it can. */
+static int send_run(struct rdm_ram *r, unsigned bi, uint64_t first, uint64_t n)
+{
+	struct rdmig_session *s = r->s;
+	struct rdm_block *b = &s->blocks[bi];
+	uint64_t i = first, end = first + n;
+	int ret;
+
+	if (!s->opts.caps[RDMIG_CAP_ZERO_PAGE_DETECTION])
+		return write_data(r, bi, first, n);
+	while (i < end) {
+		bool zero = rdm_is_zero(b->host + i * b->page_size, b->page_size);
+		uint64_t j = i + 1;
+
+		while (j < end && rdm_is_zero(b->host + j * b->page_size, b->page_size) == zero)
+			j++;
+		if (zero) {
+			ret = add_zero(r, bi, i, j - i);
+			r->zero_pages += j - i;
+		} else {
+			ret = write_data(r, bi, i, j - i);
+		}
+		if (ret)
+			return ret;
+		i = j;
+	}
+	return 0;
+}
+
+int rdm_ram_send_dirty(struct rdm_ram *r)
+{
+	struct rdmig_session *s = r->s;
+	uint64_t chunk = s->opts.params[RDMIG_PARAM_CHUNK_SIZE];
+	int ret;
+
+	r->zero_sent_in_pass = false;
+	for (unsigned bi = 0; bi < s->nblocks; bi++) {
+		struct rdm_block *b = &s->blocks[bi];
+		uint64_t cpages = chunk / b->page_size ? chunk / b->page_size : 1;
+		uint64_t pos = 0, n;
+
+		/* Runs stop at chunk boundaries: the unit transports map to channels. */
+		while ((n = rdm_bitmap_next_run(b->dirty, b->npages, &pos, cpages, cpages))) {
+			ret = rdm_check_abort(s);
+			if (!ret)
+				ret = send_run(r, bi, pos, n);
+			if (ret)
+				return ret;
+			pos += n;
+			r->remaining -= r->remaining < n * b->page_size ? r->remaining
+									: n * b->page_size;
+			if (r->bytes_total >= r->next_stats) {
+				publish(r);
+				r->next_stats = r->bytes_total + (16u << 20);
+			}
+		}
+		rdm_bitmap_clear_all(b->dirty, b->npages);
+	}
+	ret = flush_zero(r);
+	publish(r);
+	return ret;
+}
+
+int rdm_ram_sync(struct rdm_ram *r, uint64_t *pages, uint64_t *bytes)
+{
+	struct rdmig_session *s = r->s;
+	uint64_t np = 0, nb = 0;
+	int ret;
+
+	for (unsigned bi = 0; bi < s->nblocks; bi++) {
+		struct rdm_block *b = &s->blocks[bi];
+		uint64_t c;
+
+		if (s->cb.dirty_log) {
+			ret = s->cb.dirty_log(s->opaque, bi, b->dirty, b->npages);
+			if (ret) {
+				rdm_set_error(s, "dirty_log callback failed for %s: %d", b->name,
+					      ret);
+				return ret < 0 ? ret : -EIO;
+			}
+		}
+		c = rdm_bitmap_count(b->dirty, b->npages);
+		np += c;
+		nb += c * b->page_size;
+	}
+	r->syncs++;
+	r->remaining = nb;
+	*pages = np;
+	*bytes = nb;
+	return 0;
+}

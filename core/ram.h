@@ -1,0 +1,47 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The source's RAM sender: turns dirty bitmaps into transport writes of merged
+ * runs and zero pages into ZERO_RUNS messages, under the bandwidth limit.
+ */
+#ifndef RDMIG_CORE_RAM_H
+#define RDMIG_CORE_RAM_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "control/msg.h"
+
+struct rdmig_session;
+
+#define RDM_ZRUNS_MAX 8192u
+
+struct rdm_ram {
+	struct rdmig_session *s;
+	uint64_t bytes_total;  /* RAM bytes put on the wire, zero-run messages included */
+	uint64_t normal_pages; /* pages sent as data */
+	uint64_t normal_bytes;
+	uint64_t zero_pages;   /* pages sent as zero runs */
+	uint64_t syncs;
+	uint64_t remaining;    /* dirty bytes not yet sent */
+	uint64_t pages_per_second, period_pages;
+	uint64_t zero_pending; /* seq whose zero runs the destination must ack first */
+	bool zero_sent_in_pass;
+
+	struct rdm_zero_run *zruns;
+	unsigned nz, zblock;
+	uint8_t *zbuf; /* encoded ZERO_RUNS frame */
+	uint64_t win_start, win_bytes; /* bandwidth limit window */
+	uint64_t next_stats;           /* bytes_total at which stats refresh */
+};
+
+/* Every page starts dirty: the first pass sends all of RAM. */
+int rdm_ram_init(struct rdm_ram *r, struct rdmig_session *s);
+void rdm_ram_fini(struct rdm_ram *r);
+
+/* Send every dirty page of every block, then clear the bitmaps. */
+int rdm_ram_send_dirty(struct rdm_ram *r);
+
+/* Pull the dirty log of every block; returns the dirty pages and bytes found. */
+int rdm_ram_sync(struct rdm_ram *r, uint64_t *pages, uint64_t *bytes);
+
+#endif

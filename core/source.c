@@ -1,0 +1,556 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The source state machine: setup -> active (iterations) -> [pre-switchover]
+ * -> device (VM stopped, final pass, device state) -> completed once the
+ * destination confirms. Any error or cancel before that resumes the VM.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/bitmap.h"
+#include "core/ram.h"
+#include "core/session.h"
+
+/* Return path: acks, pings and errors from the destination. */
+static void rp_fail(struct rdmig_session *s, int err)
+{
+	pthread_mutex_lock(&s->lock);
+	if (!s->rp_error)
+		s->rp_error = err;
+	pthread_cond_broadcast(&s->cond);
+	pthread_mutex_unlock(&s->lock);
+}
+
+static int rp_handle(struct rdmig_session *s, const struct rdm_msg *m)
+{
+	struct rdm_msg pong = {.type = RDM_MSG_RP_PONG};
+
+	switch (m->type) {
+	case RDM_MSG_RP_FENCE_ACK:
+		pthread_mutex_lock(&s->lock);
+		if (m->u.seq.seq > s->acked_seq)
+			s->acked_seq = m->u.seq.seq;
+		pthread_cond_broadcast(&s->cond);
+		pthread_mutex_unlock(&s->lock);
+		return 0;
+	case RDM_MSG_RP_COMPLETE_ACK:
+		pthread_mutex_lock(&s->lock);
+		s->complete_acked = true;
+		pthread_cond_broadcast(&s->cond);
+		pthread_mutex_unlock(&s->lock);
+		return 0;
+	case RDM_MSG_RP_PING:
+		pong.u.u32.value = m->u.u32.value;
+		return rdm_send_msg(s, &pong);
+	case RDM_MSG_RP_PONG:
+		return 0;
+	case RDM_MSG_ERROR:
+		rdm_set_error(s, "destination failed: %s", m->u.error.text);
+		return m->u.error.code < 0 ? m->u.error.code : -EPROTO;
+	case RDM_MSG_RP_SHUT:
+		rdm_set_error(s, "destination closed the return path (code %u)",
+			      m->u.u32.value);
+		return -ECONNRESET;
+	default:
+		rdm_set_error(s, "unexpected %s on the return path", rdm_msg_name(m->type));
+		return -EPROTO;
+	}
+}
+
+static void *rp_main(void *arg)
+{
+	struct rdmig_session *s = arg;
+	int timeout = (int)s->opts.params[RDMIG_PARAM_PEER_TIMEOUT];
+	uint64_t last_rx = rdm_now_ms(), last_ping = 0;
+	struct rdm_msg m;
+	uint8_t *buf;
+	int ret = 0;
+
+	buf = malloc(RDM_CTRL_BUF);
+	if (!buf) {
+		rp_fail(s, -ENOMEM);
+		return NULL;
+	}
+	for (;;) {
+		uint64_t now = rdm_now_ms();
+
+		pthread_mutex_lock(&s->lock);
+		bool stop = !s->rp_running;
+		pthread_mutex_unlock(&s->lock);
+		if (stop)
+			break;
+		/* Pings keep both sides' silence detectors quiet while RAM flows. */
+		if (now - last_ping >= (uint64_t)timeout / 4) {
+			struct rdm_msg ping = {.type = RDM_MSG_RP_PING};
+
+			ping.u.u32.value = (uint32_t)now;
+			last_ping = now;
+			ret = rdm_send_msg(s, &ping);
+			if (ret)
+				break;
+		}
+		ret = rdm_recv_msg(s, buf, RDM_CTRL_BUF, &m, 100);
+		if (ret == -ETIMEDOUT) {
+			ret = 0;
+			if (rdm_now_ms() - last_rx > (uint64_t)timeout) {
+				rdm_set_error(s, "no word from the destination for %d ms", timeout);
+				ret = -ETIMEDOUT;
+				break;
+			}
+			continue;
+		}
+		if (ret) {
+			rdm_set_error(s, "return path: %s",
+				      s->tp->err[0] ? s->tp->err : strerror(-ret));
+			break;
+		}
+		last_rx = rdm_now_ms();
+		ret = rp_handle(s, &m);
+		if (ret)
+			break;
+	}
+	if (ret)
+		rp_fail(s, ret);
+	free(buf);
+	return NULL;
+}
+
+/* Wait until pred holds (under lock), an error, a cancel, or timeout. */
+static int wait_rp(struct rdmig_session *s, uint64_t seq, bool complete, int timeout_ms)
+{
+	uint64_t deadline = rdm_now_ms() + (uint64_t)timeout_ms;
+	int ret = 0;
+
+	pthread_mutex_lock(&s->lock);
+	for (;;) {
+		bool done = complete ? s->complete_acked : s->acked_seq >= seq;
+		struct timespec ts;
+
+		if (done)
+			break;
+		if (s->rp_error) {
+			ret = s->rp_error;
+			break;
+		}
+		if (atomic_load(&s->cancel)) {
+			ret = -ECANCELED;
+			break;
+		}
+		if (rdm_now_ms() >= deadline) {
+			ret = -ETIMEDOUT;
+			break;
+		}
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += 50 * 1000000;
+		if (ts.tv_nsec >= 1000000000) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000;
+		}
+		pthread_cond_timedwait(&s->cond, &s->lock, &ts);
+	}
+	pthread_mutex_unlock(&s->lock);
+	if (ret == -ETIMEDOUT)
+		rdm_set_error(s, "destination did not confirm %s %llu within %d ms",
+			      complete ? "completion" : "iteration", (unsigned long long)seq,
+			      timeout_ms);
+	return ret;
+}
+
+static int handshake(struct rdmig_session *s, uint8_t *buf)
+{
+	struct rdm_msg m = {.type = RDM_MSG_HELLO};
+	struct rdm_block_desc *desc;
+	int timeout = (int)s->opts.params[RDMIG_PARAM_PEER_TIMEOUT];
+	int ret;
+
+	m.u.hello.magic = RDM_WIRE_MAGIC;
+	m.u.hello.version = RDM_WIRE_VERSION;
+	m.u.hello.features = RDM_FEAT_ZERO_RUNS | RDM_FEAT_RETURN_PATH;
+	ret = rdm_send_msg(s, &m);
+	if (ret)
+		return ret;
+	ret = rdm_recv_msg(s, buf, RDM_CTRL_BUF, &m, timeout);
+	if (ret) {
+		rdm_set_error(s, "no hello from the destination: %s", strerror(-ret));
+		return ret;
+	}
+	if (m.type == RDM_MSG_ERROR) {
+		rdm_set_error(s, "destination refused: %s", m.u.error.text);
+		return -ECONNREFUSED;
+	}
+	if (m.type != RDM_MSG_HELLO || m.u.hello.version != RDM_WIRE_VERSION) {
+		rdm_set_error(s, "destination speaks %s version %u, this source %u",
+			      rdm_msg_name(m.type), m.u.hello.version, RDM_WIRE_VERSION);
+		return -EPROTONOSUPPORT;
+	}
+
+	desc = calloc(s->nblocks, sizeof(*desc));
+	if (!desc)
+		return -ENOMEM;
+	for (unsigned i = 0; i < s->nblocks; i++) {
+		memcpy(desc[i].name, s->blocks[i].name, sizeof(desc[i].name));
+		desc[i].length = s->blocks[i].len;
+		desc[i].page_size = s->blocks[i].page_size;
+	}
+	m.type = RDM_MSG_BLOCKS;
+	m.u.blocks.count = s->nblocks;
+	m.u.blocks.desc = desc;
+	ret = rdm_send_msg(s, &m);
+	free(desc);
+	if (ret)
+		return ret;
+	ret = rdm_recv_msg(s, buf, RDM_CTRL_BUF, &m, timeout);
+	if (ret) {
+		rdm_set_error(s, "no answer to the block list: %s", strerror(-ret));
+		return ret;
+	}
+	if (m.type == RDM_MSG_ERROR) {
+		rdm_set_error(s, "destination refused the block list: %s", m.u.error.text);
+		return m.u.error.code < 0 ? m.u.error.code : -EINVAL;
+	}
+	if (m.type != RDM_MSG_BLOCKS_ACK) {
+		rdm_set_error(s, "expected blocks-ack, got %s", rdm_msg_name(m.type));
+		return -EPROTO;
+	}
+	return 0;
+}
+
+static int setup(struct rdmig_session *s)
+{
+	struct rdm_tp_opts to = {
+		.channels = (unsigned)s->opts.params[RDMIG_PARAM_CHANNELS],
+		.chunk_size = s->opts.params[RDMIG_PARAM_CHUNK_SIZE],
+		.pin_all = s->opts.caps[RDMIG_CAP_RDMA_PIN_ALL],
+		.timeout_ms = (int)s->opts.params[RDMIG_PARAM_PEER_TIMEOUT],
+	};
+	struct rdm_tp_block *tb;
+	char err[RDM_TP_ERRLEN] = "";
+	uint8_t *buf;
+	int ret;
+
+	ret = s->ops->connect(&s->addr, &to, &s->tp, err, sizeof(err));
+	if (ret) {
+		rdm_set_error(s, "connect %s:%u: %s", s->addr.host, s->addr.port,
+			      err[0] ? err : strerror(-ret));
+		return ret;
+	}
+	buf = malloc(RDM_CTRL_BUF);
+	if (!buf)
+		return -ENOMEM;
+	ret = handshake(s, buf);
+	free(buf);
+	if (ret)
+		return ret;
+
+	tb = calloc(s->nblocks, sizeof(*tb));
+	if (!tb)
+		return -ENOMEM;
+	for (unsigned i = 0; i < s->nblocks; i++)
+		tb[i] = (struct rdm_tp_block){s->blocks[i].name, s->blocks[i].host,
+					      s->blocks[i].len, s->blocks[i].page_size};
+	ret = s->tp->ops->set_blocks(s->tp, tb, s->nblocks);
+	free(tb);
+	if (ret) {
+		rdm_set_error(s, "transport block setup: %s", s->tp->err);
+		return ret;
+	}
+	pthread_mutex_lock(&s->lock);
+	s->rp_running = true;
+	pthread_mutex_unlock(&s->lock);
+	ret = -pthread_create(&s->rp_thread, NULL, rp_main, s);
+	if (ret) {
+		s->rp_running = false;
+		rdm_set_error(s, "cannot start the return-path thread");
+	}
+	return ret;
+}
+
+/* One pass: everything dirty goes, then a fence the destination acknowledges. */
+static int pass(struct rdmig_session *s, struct rdm_ram *ram, uint64_t seq)
+{
+	int timeout = (int)s->opts.params[RDMIG_PARAM_PEER_TIMEOUT];
+	struct rdm_msg m = {.type = RDM_MSG_ITER_END};
+	int ret;
+
+	/* Pages zeroed in the last pass must be zero there before new data lands. */
+	if (ram->zero_pending) {
+		ret = wait_rp(s, ram->zero_pending, false, timeout);
+		if (ret)
+			return ret;
+		ram->zero_pending = 0;
+	}
+	ret = rdm_ram_send_dirty(ram);
+	if (ret)
+		return ret;
+	ret = s->tp->ops->fence(s->tp, seq);
+	if (ret) {
+		rdm_set_error(s, "fence: %s", s->tp->err);
+		return ret;
+	}
+	m.u.seq.seq = seq;
+	ret = rdm_send_msg(s, &m);
+	if (ret)
+		return ret;
+	if (ram->zero_sent_in_pass)
+		ram->zero_pending = seq;
+	return 0;
+}
+
+static void update_stats(struct rdmig_session *s, const struct rdm_ram *ram, uint64_t remaining)
+{
+	pthread_mutex_lock(&s->lock);
+	s->stats.ram_transferred = ram->bytes_total;
+	s->stats.ram_normal = ram->normal_pages;
+	s->stats.ram_normal_bytes = ram->normal_bytes;
+	s->stats.ram_duplicate = ram->zero_pages;
+	s->stats.ram_remaining = remaining;
+	s->stats.dirty_sync_count = ram->syncs;
+	s->stats.dirty_pages_rate = s->policy.dirty_pages_rate;
+	s->stats.cpu_throttle_percentage = s->policy.throttle;
+	s->stats.expected_downtime_ms = rdm_policy_expected_downtime(&s->policy, remaining);
+	if (s->stats.expected_downtime_ms == UINT64_MAX)
+		s->stats.expected_downtime_ms = 0;
+	s->stats.mbps = s->policy.bandwidth * 8.0 / 1000.0; /* bytes/ms -> Mbit/s */
+	s->stats.pages_per_second = ram->pages_per_second;
+	pthread_mutex_unlock(&s->lock);
+}
+
+static int iterate(struct rdmig_session *s, struct rdm_ram *ram, uint64_t *seq)
+{
+	uint64_t period_start = rdm_now_ms(), period_dirty = 0, period_sent = 0;
+	uint64_t period_dirty_pages = 0;
+	int ret;
+
+	for (;;) {
+		uint64_t t0 = rdm_now_ms(), sent0 = ram->bytes_total, dirty, dbytes, now;
+
+		ret = pass(s, ram, ++*seq);
+		if (ret)
+			return ret;
+		now = rdm_now_ms();
+		rdm_policy_sent(&s->policy, ram->bytes_total - sent0, now - t0);
+		period_sent += ram->bytes_total - sent0;
+		ret = rdm_ram_sync(ram, &dirty, &dbytes);
+		if (ret)
+			return ret;
+		period_dirty += dbytes;
+		period_dirty_pages += dirty;
+		/* Like QEMU, judge the dirty rate over periods of at least a second. */
+		now = rdm_now_ms();
+		if (now - period_start >= 1000) {
+			unsigned old = s->policy.throttle;
+			unsigned thr = rdm_policy_after_sync(&s->policy, period_dirty,
+							     period_dirty_pages, period_sent,
+							     now - period_start);
+
+			if (thr != old && s->cb.set_throttle)
+				s->cb.set_throttle(s->opaque, thr);
+			ram->pages_per_second =
+				(ram->normal_pages - ram->period_pages) * 1000 / (now - period_start);
+			ram->period_pages = ram->normal_pages;
+			period_start = now;
+			period_dirty = period_sent = period_dirty_pages = 0;
+		}
+		update_stats(s, ram, dbytes);
+		if (rdm_policy_should_switch(&s->policy, dbytes))
+			return 0;
+		ret = rdm_check_abort(s);
+		if (ret)
+			return ret;
+	}
+}
+
+static int pause_before_switchover(struct rdmig_session *s)
+{
+	int ret;
+
+	rdm_set_status(s, RDMIG_STATUS_PRE_SWITCHOVER);
+	while (!atomic_load(&s->go_on)) {
+		ret = rdm_check_abort(s);
+		if (ret)
+			return ret;
+		usleep(20 * 1000);
+	}
+	return 0;
+}
+
+static int switchover(struct rdmig_session *s, struct rdm_ram *ram, uint64_t *seq)
+{
+	int timeout = (int)s->opts.params[RDMIG_PARAM_PEER_TIMEOUT];
+	struct rdm_msg m = {.type = RDM_MSG_COMPLETE};
+	uint64_t dirty, dbytes, devbytes;
+	int ret;
+
+	if (s->opts.caps[RDMIG_CAP_PAUSE_BEFORE_SWITCHOVER]) {
+		ret = pause_before_switchover(s);
+		if (ret)
+			return ret;
+	}
+	rdm_set_status(s, RDMIG_STATUS_DEVICE);
+	s->t_stop_ms = rdm_now_ms();
+	if (s->cb.vm_stop) {
+		ret = s->cb.vm_stop(s->opaque);
+		if (ret) {
+			rdm_set_error(s, "vm_stop callback failed: %s", strerror(-ret));
+			return ret;
+		}
+	}
+	ret = rdm_ram_sync(ram, &dirty, &dbytes);
+	if (ret)
+		return ret;
+	ret = pass(s, ram, ++*seq);
+	if (ret)
+		return ret;
+	update_stats(s, ram, 0);
+	ret = rdm_devstate_save(s, &devbytes);
+	if (ret)
+		return ret;
+	m.u.seq.seq = *seq;
+	ret = rdm_send_msg(s, &m);
+	if (ret)
+		return ret;
+	ret = wait_rp(s, 0, true, timeout);
+	if (ret)
+		return ret;
+	pthread_mutex_lock(&s->lock);
+	s->stats.downtime_ms = rdm_now_ms() - s->t_stop_ms;
+	pthread_mutex_unlock(&s->lock);
+	return 0;
+}
+
+static void stop_rp(struct rdmig_session *s)
+{
+	pthread_mutex_lock(&s->lock);
+	bool running = s->rp_running;
+	s->rp_running = false;
+	pthread_mutex_unlock(&s->lock);
+	if (running)
+		pthread_join(s->rp_thread, NULL);
+}
+
+/* Failure or cancel: tell the peer, give the guest its CPU and run back. */
+static void unwind(struct rdmig_session *s, int err)
+{
+	if (s->tp) {
+		if (err == -ECANCELED)
+			rdm_send_error(s, -ECANCELED, "migration cancelled by the source");
+		else
+			rdm_send_error(s, err, s->stats.error_desc);
+	}
+	if (s->policy.throttle && s->cb.set_throttle)
+		s->cb.set_throttle(s->opaque, 0);
+	if (s->t_stop_ms && s->cb.vm_start)
+		s->cb.vm_start(s->opaque);
+	s->t_stop_ms = 0;
+}
+
+void *rdm_source_main(void *arg)
+{
+	struct rdmig_session *s = arg;
+	struct rdm_ram ram;
+	uint64_t seq = 0;
+	int ret;
+
+	ret = rdm_ram_init(&ram, s);
+	if (ret)
+		goto out;
+	ret = setup(s);
+	if (ret)
+		goto out_ram;
+	pthread_mutex_lock(&s->lock);
+	s->stats.setup_time_ms = rdm_now_ms() - s->t_start_ms;
+	pthread_mutex_unlock(&s->lock);
+	if (rdm_cancelled(s)) {
+		ret = -ECANCELED;
+		goto out_ram;
+	}
+	rdm_set_status(s, RDMIG_STATUS_ACTIVE);
+	ret = iterate(s, &ram, &seq);
+	if (ret)
+		goto out_ram;
+	ret = switchover(s, &ram, &seq);
+
+out_ram:
+	if (ret && rdm_cancelled(s))
+		ret = -ECANCELED;
+	if (ret)
+		unwind(s, ret);
+	stop_rp(s);
+	rdm_ram_fini(&ram);
+out:
+	if (s->tp) {
+		s->tp->ops->close(s->tp);
+		s->tp = NULL;
+	}
+	if (ret == -ECANCELED) {
+		rdm_set_status(s, RDMIG_STATUS_CANCELLED);
+	} else if (ret) {
+		rdm_set_error(s, "migration failed: %s", strerror(-ret));
+		rdm_set_status(s, RDMIG_STATUS_FAILED);
+	} else {
+		rdm_set_status(s, RDMIG_STATUS_COMPLETED);
+	}
+	return NULL;
+}
+
+int rdmig_migrate(rdmig_session *s, const char *uri)
+{
+	char err[RDM_ERRLEN] = "";
+	struct rdm_policy_cfg pc;
+	int ret;
+
+	if (!s || !uri)
+		return -EINVAL;
+	if (s->role != RDMIG_ROLE_SOURCE) {
+		rdm_set_api_error(s, "migrate needs a source session");
+		return -EINVAL;
+	}
+	if (s->started) {
+		rdm_set_api_error(s, "this session has already migrated; create a new one");
+		return -EBUSY;
+	}
+	if (!s->nblocks) {
+		rdm_set_api_error(s, "no RAM blocks added");
+		return -EINVAL;
+	}
+	ret = rdm_options_check(&s->opts, err, sizeof(err));
+	if (ret) {
+		rdm_set_api_error(s, "%s", err);
+		return ret;
+	}
+	ret = rdm_addr_parse(uri, &s->addr, err, sizeof(err));
+	if (ret) {
+		rdm_set_api_error(s, "bad URI '%s': %s", uri, err);
+		return ret;
+	}
+	s->ops = rdm_tp_lookup(s->addr.scheme);
+	if (!s->ops) {
+		rdm_set_api_error(s, "transport for '%s' is not available in this build", uri);
+		return -EPROTONOSUPPORT;
+	}
+	pc = (struct rdm_policy_cfg){
+		.downtime_limit_ms = s->opts.params[RDMIG_PARAM_DOWNTIME_LIMIT],
+		.max_bandwidth = s->opts.params[RDMIG_PARAM_MAX_BANDWIDTH],
+		.auto_converge = s->opts.caps[RDMIG_CAP_AUTO_CONVERGE],
+		.throttle_initial = (unsigned)s->opts.params[RDMIG_PARAM_CPU_THROTTLE_INITIAL],
+		.throttle_increment = (unsigned)s->opts.params[RDMIG_PARAM_CPU_THROTTLE_INCREMENT],
+		.throttle_max = (unsigned)s->opts.params[RDMIG_PARAM_MAX_CPU_THROTTLE],
+		.throttle_tailslow = s->opts.params[RDMIG_PARAM_CPU_THROTTLE_TAILSLOW] != 0,
+		.trigger_threshold = (unsigned)s->opts.params[RDMIG_PARAM_THROTTLE_TRIGGER_THRESHOLD],
+	};
+	rdm_policy_init(&s->policy, &pc);
+	s->t_start_ms = rdm_now_ms();
+	s->err[0] = '\0';
+	rdm_set_status(s, RDMIG_STATUS_SETUP);
+	s->started = true;
+	ret = -pthread_create(&s->thread, NULL, rdm_source_main, s);
+	if (ret) {
+		s->started = false;
+		rdm_set_status(s, RDMIG_STATUS_NONE);
+		rdm_set_api_error(s, "cannot start the migration thread");
+	}
+	return ret;
+}

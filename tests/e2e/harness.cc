@@ -1,0 +1,207 @@
+/* SPDX-License-Identifier: MIT */
+#include "harness.h"
+
+#include <poll.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+std::string TestTransport()
+{
+	const char *t = getenv("RDMIG_TEST_TRANSPORT");
+
+	return t && *t ? t : "tcp";
+}
+
+std::string TestHost(bool ipv6)
+{
+	const char *a = getenv(ipv6 ? "RDMIG_RDMA_ADDR6" : "RDMIG_RDMA_ADDR");
+
+	if (TestTransport() == "rdma" && a && *a)
+		return ipv6 ? std::string("[") + a + "]" : a;
+	return ipv6 ? "[::1]" : "127.0.0.1";
+}
+
+guest_cfg DefaultGuest(uint64_t mib, uint64_t dirty_mib_s)
+{
+	guest_cfg c{};
+
+	c.ram_bytes = mib << 20;
+	c.nblocks = 2;
+	c.page_size = 4096;
+	c.zero_pct = 30;
+	c.text_pct = 10;
+	c.dirty_rate = dirty_mib_s << 20;
+	c.pattern = GUEST_RANDOM;
+	c.threads = 1;
+	c.seed = 42;
+	c.devstate_bytes = 3 << 20; /* several device-state messages */
+	return c;
+}
+
+static bool read_full(int fd, void *buf, size_t len, int timeout_ms)
+{
+	char *p = static_cast<char *>(buf);
+
+	while (len) {
+		struct pollfd pfd = {fd, POLLIN, 0};
+		int r = poll(&pfd, 1, timeout_ms);
+
+		if (r <= 0)
+			return false;
+		ssize_t n = read(fd, p, len);
+		if (n <= 0)
+			return false;
+		p += n;
+		len -= (size_t)n;
+	}
+	return true;
+}
+
+static void write_full(int fd, const void *buf, size_t len)
+{
+	const char *p = static_cast<const char *>(buf);
+
+	while (len) {
+		ssize_t n = write(fd, p, len);
+		if (n <= 0)
+			_exit(3);
+		p += n;
+		len -= (size_t)n;
+	}
+}
+
+/* The child: a destination VMM in miniature. */
+static void dest_child(int fd, const guest_cfg &cfg, const std::string &uri,
+		       const DestProcess::Setup &setup, int wait_ms)
+{
+	PeerResult r{};
+	rdmig_callbacks cb;
+	rdmig_session *s;
+	guest *g;
+	uint16_t port = 0;
+
+	if (guest_create(&cfg, true, &g))
+		_exit(2);
+	guest_callbacks(g, &cb);
+	if (rdmig_session_create(RDMIG_ROLE_DEST, &cb, g, &s) || guest_add_blocks(g, s))
+		_exit(2);
+	if (setup)
+		setup(s);
+	if (rdmig_incoming(s, uri.c_str()) || rdmig_incoming_port(s, &port)) {
+		fprintf(stderr, "dest: incoming %s: %s\n", uri.c_str(), rdmig_last_error(s));
+		_exit(2);
+	}
+	write_full(fd, &port, sizeof(port));
+	enum rdmig_status st = RDMIG_STATUS_NONE;
+	if (rdmig_wait(s, wait_ms, &st))
+		snprintf(r.error, sizeof(r.error), "destination still %s after %d ms",
+			 rdmig_status_name(st), wait_ms);
+	else
+		snprintf(r.error, sizeof(r.error), "%s", rdmig_last_error(s));
+	r.status = st;
+	r.nblocks = guest_nblocks(g);
+	for (unsigned i = 0; i < r.nblocks && i < HARNESS_MAX_BLOCKS; i++)
+		r.crc[i] = guest_block_crc(g, i);
+	r.devcrc = guest_devstate_crc(g);
+	struct guest_counters c;
+	guest_counters(g, &c);
+	r.starts = c.starts;
+	write_full(fd, &r, sizeof(r));
+	rdmig_session_destroy(s);
+	_exit(0);
+}
+
+DestProcess::~DestProcess()
+{
+	Kill();
+}
+
+bool DestProcess::Spawn(const guest_cfg &cfg, const std::string &host, const Setup &setup,
+			int wait_ms)
+{
+	int p[2];
+
+	if (pipe(p))
+		return false;
+	host_ = host;
+	std::string uri = TestTransport() + ":" + host + ":0";
+	fflush(nullptr);
+	pid = fork();
+	if (pid < 0)
+		return false;
+	if (pid == 0) {
+		close(p[0]);
+		dest_child(p[1], cfg, uri, setup, wait_ms);
+	}
+	close(p[1]);
+	fd_ = p[0];
+	return read_full(fd_, &port, sizeof(port), 30000);
+}
+
+bool DestProcess::Result(PeerResult *r, int timeout_ms)
+{
+	bool ok = read_full(fd_, r, sizeof(*r), timeout_ms);
+
+	if (ok && pid > 0) {
+		waitpid(pid, nullptr, 0);
+		pid = -1;
+	}
+	return ok;
+}
+
+void DestProcess::Kill()
+{
+	if (pid > 0) {
+		kill(pid, SIGKILL);
+		waitpid(pid, nullptr, 0);
+		pid = -1;
+	}
+	if (fd_ >= 0) {
+		close(fd_);
+		fd_ = -1;
+	}
+}
+
+std::string DestProcess::Uri() const
+{
+	return TestTransport() + ":" + host_ + ":" + std::to_string(port);
+}
+
+Source::~Source()
+{
+	if (s)
+		rdmig_session_destroy(s);
+	if (g)
+		guest_destroy(g);
+}
+
+bool Source::Create(const guest_cfg &cfg)
+{
+	rdmig_callbacks cb;
+
+	if (guest_create(&cfg, false, &g))
+		return false;
+	guest_callbacks(g, &cb);
+	if (rdmig_session_create(RDMIG_ROLE_SOURCE, &cb, g, &s))
+		return false;
+	return guest_add_blocks(g, s) == 0;
+}
+
+bool WaitFor(rdmig_session *s, int timeout_ms, const std::function<bool(const rdmig_stats &)> &pred)
+{
+	struct timespec ts = {0, 10 * 1000000};
+
+	for (int waited = 0; waited < timeout_ms; waited += 10) {
+		rdmig_stats st;
+
+		rdmig_query(s, &st);
+		if (pred(st))
+			return true;
+		nanosleep(&ts, nullptr);
+	}
+	return false;
+}
