@@ -105,6 +105,8 @@ struct rdm_zero_runs {
 	const uint8_t *raw;              /* decode output */
 };
 
+/* BLOCKS_ACK: empty payload (a mismatch is answered with ERROR instead). */
+
 /* ITER_END, COMPLETE, FENCE, RP_FENCE_ACK, RP_COMPLETE_ACK: u64 seq. */
 struct rdm_seq {
 	uint64_t seq;
@@ -115,7 +117,7 @@ struct rdm_u32 {
 	uint32_t value;
 };
 
-/* DEVSTATE: u64 offset, then the bytes (length = payload - 8). */
+/* DEVSTATE: u64 offset, then the bytes (length = payload - 8); offset + len must not wrap. */
 struct rdm_devstate {
 	uint64_t offset;
 	uint32_t len;
@@ -128,7 +130,10 @@ struct rdm_devstate_end {
 	uint32_t crc;
 };
 
-/* ERROR: i32 code (negative errno), u16 text length, text (no NUL on the wire). */
+/*
+ * ERROR: i32 code (negative errno, -4095..-1: anything else would read as
+ * success or garbage), u16 text length (0..RDM_ERRMSG_MAX), text (no NUL on the wire).
+ */
 struct rdm_error {
 	int32_t code;
 	char text[RDM_ERRMSG_MAX + 1]; /* NUL-terminated after decode; truncated on encode */
@@ -137,8 +142,9 @@ struct rdm_error {
 /*
  * PAGES: u32 block, u64 offset, then the bytes (length = payload - 12).
  * Bounds against the local block are the receiver's check; the decoder checks
- * only the frame. For stream transports, rdm_pages_hdr_decode() reads the
- * 12-byte prefix so the bytes can be received straight into guest memory.
+ * only the frame (and that offset + len does not wrap). For stream transports,
+ * rdm_pages_hdr_encode()/_decode() handle the 12-byte prefix alone so the bytes
+ * can be sent from and received straight into guest memory.
  */
 struct rdm_pages {
 	uint32_t block;
@@ -148,7 +154,10 @@ struct rdm_pages {
 };
 #define RDM_PAGES_PREFIX 12u
 
-/* CHANNEL: u32 magic, u16 version, u16 index, u16 count, u16 flags, u64 token. */
+/*
+ * CHANNEL: u32 magic, u16 version, u16 index, u16 count, u16 flags, u64 token.
+ * magic must be RDM_WIRE_MAGIC and index < count; the version is the caller's to judge.
+ */
 struct rdm_channel {
 	uint32_t magic;
 	uint16_t version;
@@ -158,14 +167,17 @@ struct rdm_channel {
 	uint64_t token;
 };
 
-/* RP_REQ_PAGES: u32 block, u64 offset, u64 length. */
+/* RP_REQ_PAGES: u32 block, u64 offset, u64 length (>= 1, offset + length must not wrap). */
 struct rdm_req_pages {
 	uint32_t block;
 	uint64_t offset;
 	uint64_t length;
 };
 
-/* RP_RECV_BITMAP: u32 block, u64 nbits, then ceil(nbits/64) u64 words. */
+/*
+ * RP_RECV_BITMAP: u32 block, u64 nbits, then ceil(nbits/64) u64 words. Bits of
+ * the last word past nbits are sent as 0 (encode masks them, decode refuses them).
+ */
 struct rdm_recv_bitmap {
 	uint32_t block;
 	uint64_t nbits;
@@ -198,8 +210,9 @@ const char *rdm_msg_name(uint16_t type);
 size_t rdm_msg_size(const struct rdm_msg *m);
 
 /*
- * Encode m into buf (header included). 0 and *out_len set, -ENOSPC when cap
- * is too small, -EINVAL when m is invalid (unknown type, bad counts, too long).
+ * Encode m into buf (header included). 0 and *out_len set (out_len may be
+ * NULL), -ENOSPC when cap is too small (buf untouched), -EINVAL when m is
+ * invalid (unknown type, bad counts, too long).
  */
 int rdm_msg_encode(const struct rdm_msg *m, void *buf, size_t cap, size_t *out_len);
 
@@ -221,10 +234,18 @@ void rdm_hdr_encode(void *buf, uint16_t type, uint32_t payload_len);
  */
 int rdm_msg_decode(const void *buf, size_t len, struct rdm_msg *m);
 
-/* Decode the 12-byte PAGES prefix (after the header). */
+/*
+ * The 12-byte PAGES prefix (after the header). A stream sender writes
+ * rdm_hdr_encode(buf, RDM_MSG_PAGES, RDM_PAGES_PREFIX + len), then this prefix
+ * at buf + RDM_HDR_LEN, then the len bytes from guest memory.
+ */
+void rdm_pages_hdr_encode(void *prefix, uint32_t block, uint64_t offset);
 void rdm_pages_hdr_decode(const void *prefix, uint32_t *block, uint64_t *offset);
 
-/* Element accessors for decoded messages (i < count, already validated). */
+/*
+ * Element accessors for decoded messages (i < count, already validated).
+ * BLOCKS entries have variable length: rdm_blocks_get() walks i entries.
+ */
 void rdm_blocks_get(const struct rdm_blocks *b, uint32_t i, struct rdm_block_desc *out);
 void rdm_zero_runs_get(const struct rdm_zero_runs *z, uint32_t i, struct rdm_zero_run *out);
 uint64_t rdm_recv_bitmap_word(const struct rdm_recv_bitmap *b, uint64_t i);
