@@ -35,6 +35,8 @@ extern const struct rdm_layout rdm_layout_empty, rdm_layout_hello, rdm_layout_se
 /* msg_var.c: payloads with counts, strings or bytes. */
 extern const struct rdm_layout rdm_layout_blocks, rdm_layout_zero, rdm_layout_dev,
 	rdm_layout_error, rdm_layout_pages, rdm_layout_bitmap;
+/* msg_rdma.c: the rdma transport's registration messages. */
+extern const struct rdm_layout rdm_layout_rdma_keys, rdm_layout_rdma_reg, rdm_layout_rdma_ready;
 
 /* [first, first + n) must be representable: receivers compute the end. */
 static inline bool rdm_range_ok(uint64_t first, uint64_t n)

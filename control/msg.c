@@ -31,6 +31,9 @@
 #define LAYOUT_OF_RP_SWITCHOVER_ACK u32
 #define LAYOUT_OF_RP_FENCE_ACK seq
 #define LAYOUT_OF_RP_COMPLETE_ACK seq
+#define LAYOUT_OF_RDMA_KEYS rdma_keys
+#define LAYOUT_OF_RDMA_REG rdma_reg
+#define LAYOUT_OF_RDMA_READY rdma_ready
 
 #define CAT_(a, b) a##b
 #define CAT(a, b) CAT_(a, b)

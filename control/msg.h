@@ -53,7 +53,10 @@ extern "C" {
 	X(RP_RESUME_ACK, 21, "rp-resume-ack")  /* D   postcopy resume ack (u32) */ \
 	X(RP_SWITCHOVER_ACK, 22, "rp-switchover-ack") /* D ready for switchover */ \
 	X(RP_FENCE_ACK, 23, "rp-fence-ack")    /* D   iteration seq applied */     \
-	X(RP_COMPLETE_ACK, 24, "rp-complete-ack") /* D destination has it all */
+	X(RP_COMPLETE_ACK, 24, "rp-complete-ack") /* D destination has it all */ \
+	X(RDMA_KEYS, 32, "rdma-keys")          /* D   rkeys of registered ranges */ \
+	X(RDMA_REG, 33, "rdma-reg")            /* S   register these chunks, drop those */ \
+	X(RDMA_READY, 34, "rdma-ready")        /* D   registration mode and budget */
 
 enum rdm_msg_type {
 #define RDM_X_ENUM(name, code, str) RDM_MSG_##name = code,
@@ -185,6 +188,39 @@ struct rdm_recv_bitmap {
 	const uint8_t *raw;    /* decode output (big-endian words) */
 };
 
+/*
+ * RDMA_KEYS: u32 count, count x (u32 block, u64 offset, u64 len, u64 addr, u32 rkey).
+ * A registered range of a block: [offset, offset+len) lives at addr under rkey.
+ */
+struct rdm_rdma_key {
+	uint32_t block;
+	uint64_t offset, len, addr;
+	uint32_t rkey;
+};
+struct rdm_rdma_keys {
+	uint32_t count;
+	const struct rdm_rdma_key *keys; /* encode input */
+	const uint8_t *raw;              /* decode output */
+};
+#define RDM_RDMA_KEYS_MAX 4096u
+
+/* RDMA_REG: u32 nreg, u32 ndrop, (nreg + ndrop) x (u32 block, u64 offset): chunks. */
+struct rdm_rdma_chunk {
+	uint32_t block;
+	uint64_t offset;
+};
+struct rdm_rdma_reg {
+	uint32_t nreg, ndrop;
+	const struct rdm_rdma_chunk *chunks; /* encode input: nreg to register, then ndrop */
+	const uint8_t *raw;                  /* decode output */
+};
+
+/* RDMA_READY: u32 flags (bit 0 pin-all), u64 budget (bytes the destination may register). */
+struct rdm_rdma_ready {
+	uint32_t flags;
+	uint64_t budget;
+};
+
 struct rdm_msg {
 	enum rdm_msg_type type;
 	union {
@@ -200,6 +236,9 @@ struct rdm_msg {
 		struct rdm_channel channel;
 		struct rdm_req_pages req;
 		struct rdm_recv_bitmap bitmap;
+		struct rdm_rdma_keys keys;
+		struct rdm_rdma_reg reg;
+		struct rdm_rdma_ready ready;
 	} u;
 };
 
@@ -249,6 +288,8 @@ void rdm_pages_hdr_decode(const void *prefix, uint32_t *block, uint64_t *offset)
 void rdm_blocks_get(const struct rdm_blocks *b, uint32_t i, struct rdm_block_desc *out);
 void rdm_zero_runs_get(const struct rdm_zero_runs *z, uint32_t i, struct rdm_zero_run *out);
 uint64_t rdm_recv_bitmap_word(const struct rdm_recv_bitmap *b, uint64_t i);
+void rdm_rdma_keys_get(const struct rdm_rdma_keys *k, uint32_t i, struct rdm_rdma_key *out);
+void rdm_rdma_reg_get(const struct rdm_rdma_reg *r, uint32_t i, struct rdm_rdma_chunk *out);
 
 /* Fixed-width big-endian helpers, the only byte-order code in rdmig. */
 void rdm_put_u16(uint8_t *p, uint16_t v);

@@ -91,6 +91,9 @@ struct Samples {
 	std::vector<rdm_zero_run> runs{{0, 1}, {100, 7}, {UINT64_MAX - 3, 3}};
 	std::vector<uint64_t> words{0x0123456789abcdefull, 0x3ull};
 	Bytes data{1, 2, 3, 4, 5, 6, 7, 8, 9};
+	std::vector<rdm_rdma_key> keys{{0, 0, 1u << 20, 0x7f0000001000ull, 0x1234},
+				       {3, 1ull << 30, 4096, 0x1000, 0xffffffffu}};
+	std::vector<rdm_rdma_chunk> chunks{{0, 0}, {1, 1u << 20}, {2, 5ull << 20}};
 	std::vector<rdm_msg> all;
 
 	rdm_msg of(rdm_msg_type t) const
@@ -159,6 +162,12 @@ struct Samples {
 		add(RDM_MSG_RP_FENCE_ACK);
 		m.u.seq.seq = 43;
 		add(RDM_MSG_RP_COMPLETE_ACK);
+		m.u.keys = {uint32_t(keys.size()), keys.data(), nullptr};
+		add(RDM_MSG_RDMA_KEYS);
+		m.u.reg = {2, 1, chunks.data(), nullptr};
+		add(RDM_MSG_RDMA_REG);
+		m.u.ready = {1, 64ull << 20};
+		add(RDM_MSG_RDMA_READY);
 	}
 };
 
@@ -182,6 +191,16 @@ Bytes reencode(const rdm_msg &d)
 		m.u.zero.runs = runs.data();
 	if (m.type == RDM_MSG_RP_RECV_BITMAP)
 		m.u.bitmap.words = words.data();
+	std::vector<rdm_rdma_key> keys(m.type == RDM_MSG_RDMA_KEYS ? d.u.keys.count : 0);
+	std::vector<rdm_rdma_chunk> chunks(m.type == RDM_MSG_RDMA_REG ? d.u.reg.nreg + d.u.reg.ndrop : 0);
+	for (uint32_t i = 0; i < keys.size(); i++)
+		rdm_rdma_keys_get(&d.u.keys, i, &keys[i]);
+	for (uint32_t i = 0; i < chunks.size(); i++)
+		rdm_rdma_reg_get(&d.u.reg, i, &chunks[i]);
+	if (m.type == RDM_MSG_RDMA_KEYS)
+		m.u.keys.keys = keys.data();
+	if (m.type == RDM_MSG_RDMA_REG)
+		m.u.reg.chunks = chunks.data();
 	return encode(m);
 }
 
@@ -208,7 +227,8 @@ const std::vector<ListEntry> kList = {
 bool is_fixed_size(rdm_msg_type t)
 {
 	return t != RDM_MSG_BLOCKS && t != RDM_MSG_ZERO_RUNS && t != RDM_MSG_DEVSTATE &&
-	       t != RDM_MSG_ERROR && t != RDM_MSG_PAGES && t != RDM_MSG_RP_RECV_BITMAP;
+	       t != RDM_MSG_ERROR && t != RDM_MSG_PAGES && t != RDM_MSG_RP_RECV_BITMAP &&
+	       t != RDM_MSG_RDMA_KEYS && t != RDM_MSG_RDMA_REG;
 }
 
 } // namespace
@@ -841,4 +861,50 @@ TEST(Mutation, FlippedBytesDecodeCleanlyAndCanonically)
 		EXPECT_EQ(reencode(d), f) << rdm_msg_name(uint16_t(d.type));
 	}
 	EXPECT_GT(accepted, 0); // the mutation must leave some frames valid, or it tests nothing
+}
+
+// ---- rdma registration messages ----
+
+TEST(RdmaMessages, KeyCountMustMatchLength)
+{
+	Samples s;
+	Bytes f = encode(s.of(RDM_MSG_RDMA_KEYS));
+	f[RDM_HDR_LEN + 3] = 3; // claims three keys, carries two
+	rdm_msg d;
+	EXPECT_EQ(decode(f, &d), -EBADMSG);
+}
+
+TEST(RdmaMessages, EmptyOrWrappingKeyRangeRefused)
+{
+	Samples s;
+	rdm_msg m = s.of(RDM_MSG_RDMA_KEYS);
+	std::vector<rdm_rdma_key> k{{0, 0, 0, 0x1000, 1}};
+	m.u.keys.keys = k.data();
+	m.u.keys.count = 1;
+	EXPECT_EQ(rdm_msg_size(&m), 0u);
+	k[0] = {0, UINT64_MAX, 2, 0x1000, 1};
+	EXPECT_EQ(rdm_msg_size(&m), 0u);
+	k[0] = {0, 4096, 4096, 0x1000, 1};
+	Bytes f = encode(m);
+	rdm_put_u64(&f[RDM_HDR_LEN + 4 + 12], 0); // len 0 on the wire
+	rdm_msg d;
+	EXPECT_EQ(decode(f, &d), -EBADMSG);
+}
+
+TEST(RdmaMessages, RegCountsMustMatchLength)
+{
+	Samples s;
+	Bytes f = encode(s.of(RDM_MSG_RDMA_REG));
+	f[RDM_HDR_LEN + 7] = 5; // ndrop 5: more chunks than carried
+	rdm_msg d;
+	EXPECT_EQ(decode(f, &d), -EBADMSG);
+}
+
+TEST(RdmaMessages, ReadyUnknownFlagsRefused)
+{
+	Samples s;
+	Bytes f = encode(s.of(RDM_MSG_RDMA_READY));
+	f[RDM_HDR_LEN + 3] = 0x3;
+	rdm_msg d;
+	EXPECT_EQ(decode(f, &d), -EBADMSG);
 }
