@@ -73,9 +73,15 @@ struct rdm_tp_ops {
 		       char *err, size_t errlen);
 	int (*listen)(const struct rdm_addr *a, const struct rdm_tp_opts *o,
 		      struct rdm_tp_listener **out, char *err, size_t errlen);
-	/* Waits for one valid peer; refuses (and logs into err) bad handshakes. */
+	/*
+	 * Waits for one valid peer; refuses (and logs into err) bad handshakes.
+	 * err is emptied first; after success or -ETIMEDOUT it holds only this
+	 * call's refusals, so -ETIMEDOUT with an empty err means nobody came.
+	 */
 	int (*accept)(struct rdm_tp_listener *l, int timeout_ms, struct rdm_tp **out, char *err,
 		      size_t errlen);
+	/* The port the listener is bound to (the chosen one when listening on port 0). */
+	int (*listener_port)(struct rdm_tp_listener *l, uint16_t *port);
 	/* Unblocks a pending accept() from another thread. */
 	void (*listener_shutdown)(struct rdm_tp_listener *l);
 	void (*listener_close)(struct rdm_tp_listener *l);
@@ -85,7 +91,11 @@ struct rdm_tp_ops {
 	int (*fence)(struct rdm_tp *t, uint64_t seq);
 	int (*wait_fence)(struct rdm_tp *t, uint64_t seq, int timeout_ms);
 	int (*send)(struct rdm_tp *t, const void *msg, size_t len);
-	/* One whole message into buf; -ETIMEDOUT, -EMSGSIZE (> cap), -ECONNRESET. */
+	/*
+	 * One whole message into buf; -ETIMEDOUT, -EMSGSIZE (> cap; *len = its
+	 * size), -ECONNRESET. A message cut by a timeout is kept for the next call.
+	 * Timeouts here and in wait_fence()/accept(): < 0 waits without limit.
+	 */
 	int (*recv)(struct rdm_tp *t, void *buf, size_t cap, size_t *len, int timeout_ms);
 	/* Makes blocked and later calls fail with -ECANCELED; safe from any thread. */
 	void (*shutdown)(struct rdm_tp *t);

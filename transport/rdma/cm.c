@@ -1,0 +1,547 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Connection management: rdma_cm on both sides. The connect private data is
+ * only a CHANNEL frame (magic, version, index, count, flags, token: 28 bytes,
+ * small enough for IB/RoCE); everything else is negotiated in control messages.
+ * Index 0 is the control QP, 1..count-1 the data QPs.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <unistd.h>
+
+#include "transport/rdma/rdma_int.h"
+
+#define RT_FLAG_PIN_ALL 1u
+
+struct rt_listener {
+	struct rdm_tp_listener base;
+	struct rdma_event_channel *ech;
+	struct rdma_cm_id *id;
+	struct rdm_tp_opts opts;
+	struct rdm_rdma *pending; /* the connection being assembled */
+	unsigned established;
+	volatile bool shut;
+};
+
+static int set_nonblock(int fd)
+{
+	int fl = fcntl(fd, F_GETFL);
+
+	if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
+		return -errno;
+	return 0;
+}
+
+/* Next CM event within timeout_ms: 0 and *ev, or -ETIMEDOUT. */
+static int next_event(struct rdma_event_channel *ech, int timeout_ms, struct rdma_cm_event **ev)
+{
+	uint64_t deadline = rt_now_ms() + (uint64_t)(timeout_ms < 0 ? 0 : timeout_ms);
+
+	for (;;) {
+		struct pollfd pfd = {ech->fd, POLLIN, 0};
+		uint64_t now = rt_now_ms();
+		int left = now >= deadline ? 0 : (int)(deadline - now);
+
+		if (rdma_get_cm_event(ech, ev) == 0)
+			return 0;
+		if (errno != EAGAIN)
+			return -errno;
+		if (!left)
+			return -ETIMEDOUT;
+		if (poll(&pfd, 1, left > 100 ? 100 : left) < 0 && errno != EINTR)
+			return -errno;
+	}
+}
+
+/* Wait for `want` on id; any other outcome is an error with a reason. */
+static int wait_event(struct rdm_rdma *r, struct rdma_cm_id *id, enum rdma_cm_event_type want,
+		      char *err, size_t errlen)
+{
+	struct rdma_cm_event *ev;
+	int ret;
+
+	ret = next_event(r->ech, r->timeout_ms, &ev);
+	if (ret) {
+		snprintf(err, errlen, "waiting for %s: %s", rdma_event_str(want), strerror(-ret));
+		return ret;
+	}
+	if (ev->id == id && ev->event == want) {
+		rdma_ack_cm_event(ev);
+		return 0;
+	}
+	switch (ev->event) {
+	case RDMA_CM_EVENT_REJECTED:
+		snprintf(err, errlen, "destination rejected the connection (status %d%s%.*s)",
+			 ev->status, ev->param.conn.private_data_len ? ": " : "",
+			 ev->param.conn.private_data_len ? (int)ev->param.conn.private_data_len : 0,
+			 ev->param.conn.private_data_len ? (const char *)ev->param.conn.private_data
+							 : "");
+		ret = -ECONNREFUSED;
+		break;
+	case RDMA_CM_EVENT_UNREACHABLE:
+		snprintf(err, errlen, "destination unreachable (status %d)", ev->status);
+		ret = -EHOSTUNREACH;
+		break;
+	case RDMA_CM_EVENT_ADDR_ERROR:
+		snprintf(err, errlen, "no RDMA device for that address (status %d)", ev->status);
+		ret = -EADDRNOTAVAIL;
+		break;
+	default:
+		snprintf(err, errlen, "%s while waiting for %s (status %d)",
+			 rdma_event_str(ev->event), rdma_event_str(want), ev->status);
+		ret = -ECONNABORTED;
+	}
+	rdma_ack_cm_event(ev);
+	return ret;
+}
+
+static int ensure_device(struct rdm_rdma *r, struct rdma_cm_id *id)
+{
+	if (r->verbs) {
+		/* Every QP of a session must share the PD and completion channel. */
+		return id->verbs == r->verbs ? 0 : -EXDEV;
+	}
+	r->verbs = id->verbs;
+	r->pd = ibv_alloc_pd(r->verbs);
+	if (!r->pd)
+		return -errno;
+	r->cch = ibv_create_comp_channel(r->verbs);
+	if (!r->cch)
+		return -errno;
+	return set_nonblock(r->cch->fd);
+}
+
+int rt_setup_qp(struct rdm_rdma *r, struct rt_qp *q, struct rdma_cm_id *id, bool data)
+{
+	struct ibv_qp_init_attr qa = {0};
+	unsigned sdepth = data ? RT_SQ_DEPTH + 16 : RT_SLOTS + RT_RESERVE + 4;
+	unsigned rdepth = data ? RT_FENCE_RECVS : RT_CREDITS + RT_RESERVE;
+	int ret;
+
+	ret = ensure_device(r, id);
+	if (ret)
+		return ret;
+	q->id = id;
+	q->scq = ibv_create_cq(r->verbs, (int)sdepth, q, r->cch, 0);
+	if (!q->scq)
+		return -errno;
+	q->rcq = ibv_create_cq(r->verbs, (int)rdepth, q, r->cch, 0);
+	if (!q->rcq)
+		return -errno;
+	if (ibv_req_notify_cq(q->scq, 0) || ibv_req_notify_cq(q->rcq, 0))
+		return -EIO;
+	qa.send_cq = q->scq;
+	qa.recv_cq = q->rcq;
+	qa.qp_type = IBV_QPT_RC;
+	qa.cap.max_send_wr = sdepth;
+	qa.cap.max_recv_wr = rdepth;
+	qa.cap.max_send_sge = 1;
+	qa.cap.max_recv_sge = 1;
+	if (rdma_create_qp(id, r->pd, &qa))
+		return -errno;
+	q->qp = id->qp;
+	return 0;
+}
+
+void rt_destroy_qp(struct rt_qp *q)
+{
+	if (q->qp)
+		rdma_destroy_qp(q->id);
+	q->qp = NULL;
+	if (q->scq)
+		ibv_destroy_cq(q->scq);
+	if (q->rcq)
+		ibv_destroy_cq(q->rcq);
+	q->scq = q->rcq = NULL;
+	if (q->id)
+		rdma_destroy_id(q->id);
+	q->id = NULL;
+}
+
+static void hello(const struct rdm_rdma *r, unsigned index, uint8_t *buf, size_t *len)
+{
+	struct rdm_msg m = {.type = RDM_MSG_CHANNEL};
+
+	m.u.channel = (struct rdm_channel){RDM_WIRE_MAGIC, RDM_WIRE_VERSION, (uint16_t)index,
+					   (uint16_t)(r->ndata + 1),
+					   (uint16_t)(r->pin_all ? RT_FLAG_PIN_ALL : 0), r->token};
+	rdm_msg_encode(&m, buf, 64, len);
+}
+
+static int connect_one(struct rdm_rdma *r, struct rt_qp *q, unsigned index,
+		       const struct rdm_addr *a, char *err, size_t errlen)
+{
+	struct rdma_conn_param cp = {0};
+	struct rdma_cm_id *id;
+	uint8_t pdata[64];
+	size_t plen = 0;
+	int ret;
+
+	if (rdma_create_id(r->ech, &id, r, RDMA_PS_TCP)) {
+		ret = -errno;
+		snprintf(err, errlen, "rdma_create_id: %s", strerror(-ret));
+		return ret;
+	}
+	q->id = id;
+	q->index = index;
+	if (rdma_resolve_addr(id, NULL, (struct sockaddr *)&a->ss, r->timeout_ms)) {
+		ret = -errno;
+		snprintf(err, errlen, "resolving %s: %s", a->host, strerror(-ret));
+		return ret;
+	}
+	ret = wait_event(r, id, RDMA_CM_EVENT_ADDR_RESOLVED, err, errlen);
+	if (ret)
+		return ret;
+	if (rdma_resolve_route(id, r->timeout_ms)) {
+		ret = -errno;
+		snprintf(err, errlen, "resolving the route to %s: %s", a->host, strerror(-ret));
+		return ret;
+	}
+	ret = wait_event(r, id, RDMA_CM_EVENT_ROUTE_RESOLVED, err, errlen);
+	if (ret)
+		return ret;
+	ret = rt_setup_qp(r, q, id, index > 0);
+	if (ret) {
+		snprintf(err, errlen, "creating queue pair %u: %s", index, strerror(-ret));
+		return ret;
+	}
+	if (index == 0) {
+		ret = rt_ctrl_init(r); /* receives must be posted before the peer can send */
+		if (ret) {
+			snprintf(err, errlen, "control buffers: %s", strerror(-ret));
+			return ret;
+		}
+	}
+	hello(r, index, pdata, &plen);
+	cp.private_data = pdata;
+	cp.private_data_len = (uint8_t)plen;
+	cp.responder_resources = 1;
+	cp.initiator_depth = 1;
+	cp.retry_count = 7;
+	cp.rnr_retry_count = 7;
+	if (rdma_connect(id, &cp)) {
+		ret = -errno;
+		snprintf(err, errlen, "rdma_connect: %s", strerror(-ret));
+		return ret;
+	}
+	return wait_event(r, id, RDMA_CM_EVENT_ESTABLISHED, err, errlen);
+}
+
+int rt_connect_all(struct rdm_rdma *r, const struct rdm_addr *a, char *err, size_t errlen)
+{
+	int ret;
+
+	if (getrandom(&r->token, sizeof(r->token), 0) != sizeof(r->token))
+		r->token = rt_now_ms() ^ (uint64_t)getpid() << 32;
+	r->ech = rdma_create_event_channel();
+	if (!r->ech) {
+		ret = -errno;
+		snprintf(err, errlen, "rdma_create_event_channel: %s (is an RDMA device present?)",
+			 strerror(-ret));
+		return ret;
+	}
+	ret = set_nonblock(r->ech->fd);
+	if (ret)
+		return ret;
+	ret = connect_one(r, &r->ctrl, 0, a, err, errlen);
+	if (ret)
+		return ret;
+	ret = rt_data_init(r);
+	if (ret)
+		return ret;
+	for (unsigned i = 0; i < r->ndata; i++) {
+		ret = connect_one(r, &r->data[i], i + 1, a, err, errlen);
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+/* After setup, CM events mean the connection is ending. */
+static void *cm_main(void *arg)
+{
+	struct rdm_rdma *r = arg;
+	struct rdma_cm_event *ev;
+
+	for (;;) {
+		pthread_mutex_lock(&r->lock);
+		bool stop = r->stopping;
+		pthread_mutex_unlock(&r->lock);
+		if (stop)
+			break;
+		if (next_event(r->ech, 100, &ev))
+			continue;
+		switch (ev->event) {
+		case RDMA_CM_EVENT_DISCONNECTED:
+			rt_fail(r, -ECONNRESET, "peer disconnected");
+			break;
+		case RDMA_CM_EVENT_DEVICE_REMOVAL:
+			rt_fail(r, -ENODEV, "RDMA device removed");
+			break;
+		case RDMA_CM_EVENT_TIMEWAIT_EXIT:
+			break;
+		default:
+			rt_fail(r, -ECONNABORTED, "unexpected %s", rdma_event_str(ev->event));
+		}
+		rdma_ack_cm_event(ev);
+	}
+	return NULL;
+}
+
+int rt_start_cm_thread(struct rdm_rdma *r)
+{
+	int ret = -pthread_create(&r->cmthread, NULL, cm_main, r);
+
+	r->cm_started = ret == 0;
+	return ret;
+}
+
+/* --- destination side ------------------------------------------------- */
+
+int rt_listen(const struct rdm_addr *a, const struct rdm_tp_opts *o, struct rdm_tp_listener **out,
+		char *err, size_t errlen);
+int rt_listener_port(struct rdm_tp_listener *l, uint16_t *port);
+int rt_accept(struct rdm_tp_listener *l, int timeout_ms, struct rdm_tp **out, char *err,
+		size_t errlen);
+void rt_listener_shutdown(struct rdm_tp_listener *l);
+void rt_listener_close(struct rdm_tp_listener *l);
+struct rdm_rdma *rt_alloc(const struct rdm_tp_opts *o, bool source, unsigned ndata);
+void rt_free(struct rdm_rdma *r);
+
+int rt_listen(const struct rdm_addr *a, const struct rdm_tp_opts *o, struct rdm_tp_listener **out,
+		char *err, size_t errlen)
+{
+	struct rt_listener *l;
+	int ret;
+
+	l = calloc(1, sizeof(*l));
+	if (!l)
+		return -ENOMEM;
+	l->base.ops = &rdm_rdma_ops;
+	l->opts = *o;
+	l->ech = rdma_create_event_channel();
+	if (!l->ech) {
+		ret = -errno;
+		snprintf(err, errlen, "rdma_create_event_channel: %s (is an RDMA device present?)",
+			 strerror(-ret));
+		goto err_free;
+	}
+	ret = set_nonblock(l->ech->fd);
+	if (ret)
+		goto err_ech;
+	if (rdma_create_id(l->ech, &l->id, l, RDMA_PS_TCP)) {
+		ret = -errno;
+		snprintf(err, errlen, "rdma_create_id: %s", strerror(-ret));
+		goto err_ech;
+	}
+	if (rdma_bind_addr(l->id, (struct sockaddr *)&a->ss)) {
+		ret = -errno;
+		snprintf(err, errlen, "binding %s:%u: %s", a->host, a->port, strerror(-ret));
+		goto err_id;
+	}
+	if (rdma_listen(l->id, 16)) {
+		ret = -errno;
+		snprintf(err, errlen, "listening on %s:%u: %s", a->host, a->port, strerror(-ret));
+		goto err_id;
+	}
+	*out = &l->base;
+	return 0;
+
+err_id:
+	rdma_destroy_id(l->id);
+err_ech:
+	rdma_destroy_event_channel(l->ech);
+err_free:
+	free(l);
+	return ret;
+}
+
+int rt_listener_port(struct rdm_tp_listener *lb, uint16_t *port)
+{
+	struct rt_listener *l = (struct rt_listener *)lb;
+
+	*port = ntohs(rdma_get_src_port(l->id));
+	return *port ? 0 : -ENOTCONN;
+}
+
+static void refuse(struct rdma_cm_id *id, const char *why, char *err, size_t errlen)
+{
+	snprintf(err, errlen, "refused a connection: %s", why);
+	rdma_reject(id, why, (uint8_t)(strlen(why) < 48 ? strlen(why) : 48));
+	rdma_destroy_id(id);
+}
+
+/* A connect request: validate, then join it to the connection being assembled. */
+static int on_request(struct rt_listener *l, struct rdma_cm_event *ev, char *err, size_t errlen)
+{
+	const struct rdma_conn_param *cp = &ev->param.conn;
+	struct rdma_conn_param acc = {0};
+	struct rdm_channel ch;
+	struct rdm_rdma *r;
+	struct rt_qp *q;
+	struct rdm_msg m;
+	int ret;
+
+	if (!cp->private_data || rdm_msg_decode(cp->private_data, cp->private_data_len < 28 ? cp->private_data_len : 28, &m) ||
+	    m.type != RDM_MSG_CHANNEL) {
+		refuse(ev->id, "not an rdmig peer", err, errlen);
+		return 0;
+	}
+	ch = m.u.channel;
+	if (ch.version != RDM_WIRE_VERSION) {
+		refuse(ev->id, "unsupported protocol version", err, errlen);
+		return 0;
+	}
+	if (ch.count < 2 || ch.count > 65) {
+		refuse(ev->id, "bad channel count", err, errlen);
+		return 0;
+	}
+	if (!l->pending) {
+		if (ch.index != 0) {
+			refuse(ev->id, "data channel before control", err, errlen);
+			return 0;
+		}
+		l->pending = rt_alloc(&l->opts, false, ch.count - 1u);
+		if (!l->pending) {
+			refuse(ev->id, "out of memory", err, errlen);
+			return 0;
+		}
+		l->pending->token = ch.token;
+		l->pending->pin_all = ch.flags & RT_FLAG_PIN_ALL;
+		l->established = 0;
+	} else if (ch.token != l->pending->token || ch.count != l->pending->ndata + 1 ||
+		   ch.index == 0) {
+		refuse(ev->id, "another migration is being set up", err, errlen);
+		return 0;
+	}
+	r = l->pending;
+	q = ch.index == 0 ? &r->ctrl : &r->data[ch.index - 1];
+	if (q->id) {
+		refuse(ev->id, "channel announced twice", err, errlen);
+		return 0;
+	}
+	q->index = ch.index;
+	ret = rt_setup_qp(r, q, ev->id, ch.index > 0);
+	if (!ret && ch.index == 0)
+		ret = rt_ctrl_init(r);
+	if (!ret && ch.index > 0)
+		ret = rt_data_on_recv(r, q, NULL); /* post the fence receives */
+	if (ret) {
+		snprintf(err, errlen, "setting up channel %u: %s", ch.index, strerror(-ret));
+		rdma_reject(ev->id, NULL, 0);
+		return ret;
+	}
+	acc.responder_resources = 1;
+	acc.initiator_depth = 1;
+	acc.retry_count = 7;
+	acc.rnr_retry_count = 7;
+	if (rdma_accept(ev->id, &acc)) {
+		ret = -errno;
+		snprintf(err, errlen, "rdma_accept: %s", strerror(-ret));
+		return ret;
+	}
+	return 0;
+}
+
+static bool is_pending_id(struct rdm_rdma *r, struct rdma_cm_id *id)
+{
+	if (!r)
+		return false;
+	if (r->ctrl.id == id)
+		return true;
+	for (unsigned i = 0; i < r->ndata; i++)
+		if (r->data[i].id == id)
+			return true;
+	return false;
+}
+
+int rt_accept(struct rdm_tp_listener *lb, int timeout_ms, struct rdm_tp **out, char *err,
+		size_t errlen)
+{
+	struct rt_listener *l = (struct rt_listener *)lb;
+	uint64_t deadline = rt_now_ms() + (uint64_t)timeout_ms;
+	struct rdma_cm_event *ev;
+	int ret;
+
+	while (!l->shut) {
+		uint64_t now = rt_now_ms();
+
+		if (now >= deadline)
+			return -ETIMEDOUT;
+		ret = next_event(l->ech, (int)(deadline - now > 100 ? 100 : deadline - now), &ev);
+		if (ret == -ETIMEDOUT)
+			continue;
+		if (ret)
+			return ret;
+		ret = 0;
+		switch (ev->event) {
+		case RDMA_CM_EVENT_CONNECT_REQUEST:
+			ret = on_request(l, ev, err, errlen);
+			break;
+		case RDMA_CM_EVENT_ESTABLISHED:
+			if (is_pending_id(l->pending, ev->id))
+				l->established++;
+			break;
+		default:
+			if (is_pending_id(l->pending, ev->id)) {
+				snprintf(err, errlen, "connection failed during setup: %s",
+					 rdma_event_str(ev->event));
+				ret = -ECONNABORTED;
+			}
+		}
+		rdma_ack_cm_event(ev);
+		if (ret) {
+			rt_free(l->pending);
+			l->pending = NULL;
+			continue; /* a broken attempt does not end the listening */
+		}
+		if (l->pending && l->established == l->pending->ndata + 1) {
+			struct rdm_rdma *r = l->pending;
+
+			l->pending = NULL;
+			/* From now on the session's own channel carries its events. */
+			r->ech = rdma_create_event_channel();
+			if (!r->ech || set_nonblock(r->ech->fd) || rdma_migrate_id(r->ctrl.id, r->ech)) {
+				rt_free(r);
+				return -EIO;
+			}
+			for (unsigned i = 0; i < r->ndata; i++)
+				if (rdma_migrate_id(r->data[i].id, r->ech)) {
+					rt_free(r);
+					return -EIO;
+				}
+			ret = rt_progress_start(r);
+			if (!ret)
+				ret = rt_start_cm_thread(r);
+			if (ret) {
+				rt_free(r);
+				return ret;
+			}
+			*out = &r->base;
+			return 0;
+		}
+	}
+	return -ECANCELED;
+}
+
+void rt_listener_shutdown(struct rdm_tp_listener *lb)
+{
+	((struct rt_listener *)lb)->shut = true;
+}
+
+void rt_listener_close(struct rdm_tp_listener *lb)
+{
+	struct rt_listener *l = (struct rt_listener *)lb;
+
+	if (!l)
+		return;
+	rt_free(l->pending);
+	rdma_destroy_id(l->id);
+	rdma_destroy_event_channel(l->ech);
+	free(l);
+}

@@ -1,0 +1,187 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The rdma transport's insides. One rdma_cm connection (an RC queue pair) for
+ * control and return-path messages, `channels` more for page data.
+ *
+ * Control: SEND_WITH_IMM of whole frames into receives the peer posted ahead;
+ * the immediate returns credits (receives re-posted), so no READY ping-pong and
+ * no waiting for a send completion before the next message. A ring of
+ * registered send slots keeps messages in order while credits are short.
+ *
+ * Data: RDMA WRITEs from the source's registered memory straight into the
+ * destination's, chunk k of block b always on data QP (b + k) % channels (so
+ * two writes to the same bytes land in order), chained and posted per batch,
+ * one in RDM_RDMA_SIGNAL_EVERY signaled. A fence is a zero-length
+ * WRITE_WITH_IMM(seq) on every data QP: RC places it after that QP's writes,
+ * so the destination knows iteration seq is in memory once every QP's fence
+ * has arrived — no drain of the send queues.
+ *
+ * Registration (pin/): pin-all sends every key at set_blocks; on demand the
+ * source asks for the keys of the chunks just ahead of its writes, many per
+ * message, while it keeps writing to chunks it has keys for, and tells the
+ * destination which idle chunks to drop when its budget is spent.
+ */
+#ifndef RDMIG_TRANSPORT_RDMA_INT_H
+#define RDMIG_TRANSPORT_RDMA_INT_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <infiniband/verbs.h>
+#include <rdma/rdma_cma.h>
+
+#include "control/msg.h"
+#include "pin/pin.h"
+#include "transport/transport.h"
+
+#define RT_MAX_MSG (256u << 10)  /* largest control frame */
+#define RT_CREDITS 32u           /* control receives the peer may fill */
+#define RT_RESERVE 8u            /* extra receives for credit-only messages */
+#define RT_SLOTS 16u             /* control send slots */
+#define RT_SQ_DEPTH 1024u        /* data send queue depth (>= 512) */
+#define RT_BATCH 32u             /* WRs chained per ibv_post_send */
+#define RT_SIGNAL_EVERY 64u      /* selective signaling */
+#define RT_MAX_WR (1u << 20)     /* bytes per WRITE (rxe's max_msg_sz is not to be trusted) */
+#define RT_FENCE_RECVS 64u       /* receives posted for fence immediates per data QP */
+#define RT_PREFETCH 32u          /* on demand: chunk keys asked for ahead of the writer */
+
+/* wr_id tags on the control QP. */
+#define RT_WR_RECV 0x1000000ull
+#define RT_WR_SLOT 0x2000000ull
+#define RT_WR_CREDIT 0x3000000ull
+#define RT_WR_FENCE 0x4000000ull
+
+/* A remote chunk as the source sees it. */
+struct rt_rkey {
+	uint64_t addr, len;
+	uint32_t rkey;
+	bool valid, asked;
+	uint64_t last_gseq; /* last WRITE posted into it */
+	uint64_t lru;       /* tick of last use */
+};
+
+struct rt_qp {
+	struct rdma_cm_id *id;
+	struct ibv_qp *qp;
+	struct ibv_cq *scq, *rcq;
+	unsigned index;
+	/* source data QP: the batch being built and what is in flight */
+	struct ibv_send_wr wr[RT_BATCH];
+	struct ibv_sge sge[RT_BATCH];
+	unsigned nbatch;
+	unsigned since_signal;
+	uint64_t posted;    /* WRs posted */
+	uint64_t completed; /* WRs known complete (a signaled one completes all before it) */
+	uint64_t done_gseq; /* global seq of the last completed WR */
+	uint64_t last_gseq; /* global seq of the last posted WR */
+	/* destination data QP */
+	uint64_t fence_seq;
+};
+
+struct rt_msgq {
+	struct rt_msgq *next;
+	size_t len;
+	uint8_t data[];
+};
+
+struct rdm_rdma {
+	struct rdm_tp base;
+	bool source;
+	bool pin_all;
+	uint64_t chunk;
+	int timeout_ms;
+	uint64_t token;
+
+	struct rdma_event_channel *ech;
+	struct ibv_context *verbs;
+	struct ibv_pd *pd;
+	struct ibv_comp_channel *cch;
+	struct rt_qp ctrl;
+	struct rt_qp *data;
+	unsigned ndata;
+
+	/* lock guards everything below that two threads touch. */
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	int error;     /* first failure; every later call returns it */
+	bool stopping; /* close() in progress */
+	pthread_t progress, cmthread;
+	bool progress_started, cm_started;
+
+	/* control receive side */
+	uint8_t *rbuf;
+	struct ibv_mr *rmr;
+	unsigned to_return; /* receives re-posted since we last returned credits */
+	struct rt_msgq *qhead, **qtail;
+
+	/* control send side: a ring of slots, filled -> posted -> completed */
+	uint8_t *sbuf;
+	struct ibv_mr *smr;
+	uint32_t slot_len[RT_SLOTS];
+	unsigned fill, post, done; /* monotonic counters, slot = counter % RT_SLOTS */
+	unsigned credits;
+	unsigned credit_msgs_out;  /* credit-only sends not yet completed */
+
+	/* blocks and registrations */
+	struct rdm_tp_block *blocks;
+	unsigned nblocks;
+	struct rdm_pin *pin;
+	bool ready;           /* source: destination keys/budget received */
+	uint64_t peer_budget; /* destination's registration budget */
+	uint64_t remote_bytes;
+	struct rt_rkey **remote; /* source: [block][chunk] */
+	uint64_t *nchunks;         /* chunks per block */
+	uint64_t tick;
+	uint64_t gseq;             /* global WRITE sequence */
+	unsigned asks_out;         /* REG_REQ messages without an answer */
+};
+
+#define to_rdma(t) ((struct rdm_rdma *)(t))
+
+/* Record the first error (and why); wakes every waiter. Returns err. */
+int rt_fail(struct rdm_rdma *r, int err, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+/* -errno from a verbs call that returned rc (positive errno, or -1 with errno). */
+int rt_errno(int rc);
+uint64_t rt_now_ms(void);
+/* Deadline helper for pthread_cond_timedwait (ms from now, clamped to 100 ms slices). */
+void rt_slice(struct timespec *ts, int ms);
+
+/* cm.c */
+int rt_connect_all(struct rdm_rdma *r, const struct rdm_addr *a, char *err, size_t errlen);
+int rt_setup_qp(struct rdm_rdma *r, struct rt_qp *q, struct rdma_cm_id *id, bool data);
+void rt_destroy_qp(struct rt_qp *q);
+int rt_start_cm_thread(struct rdm_rdma *r);
+
+/* ctrl.c */
+int rt_ctrl_init(struct rdm_rdma *r);
+void rt_ctrl_fini(struct rdm_rdma *r);
+int rt_ctrl_send(struct rdm_rdma *r, const void *msg, size_t len);
+int rt_ctrl_send_msg(struct rdm_rdma *r, const struct rdm_msg *m);
+int rt_ctrl_recv(struct rdm_rdma *r, void *buf, size_t cap, size_t *len, int timeout_ms);
+/* Progress-thread side (lock held): completions of the control QP. */
+int rt_ctrl_on_recv(struct rdm_rdma *r, const struct ibv_wc *wc);
+int rt_ctrl_on_send(struct rdm_rdma *r, const struct ibv_wc *wc);
+int rt_ctrl_kick(struct rdm_rdma *r);
+
+/* data.c */
+int rt_data_init(struct rdm_rdma *r);
+int rt_write(struct rdm_tp *t, unsigned block, uint64_t off, uint64_t len);
+int rt_fence(struct rdm_tp *t, uint64_t seq);
+int rt_wait_fence(struct rdm_tp *t, uint64_t seq, int timeout_ms);
+int rt_data_on_send(struct rdm_rdma *r, struct rt_qp *q, const struct ibv_wc *wc);
+int rt_data_on_recv(struct rdm_rdma *r, struct rt_qp *q, const struct ibv_wc *wc);
+
+/* keys.c */
+int rt_keys_setup(struct rdm_rdma *r);
+/* Source: key for [off, off+len) of block b (asks ahead, waits when needed). */
+int rt_keys_get(struct rdm_rdma *r, unsigned b, uint64_t off, struct rt_rkey **out);
+/* Lock held: internal control messages. */
+int rt_keys_on_msg(struct rdm_rdma *r, const struct rdm_msg *m);
+
+/* progress.c */
+int rt_progress_start(struct rdm_rdma *r);
+void rt_progress_stop(struct rdm_rdma *r);
+
+#endif

@@ -1,0 +1,550 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The tcp listener: accepts sockets, reads their CHANNEL hello (all pending
+ * hellos at once, each with its own deadline, so one silent peer cannot hold
+ * up the others), assembles one session at a time and refuses everything
+ * else with a reason in err.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "transport/tcp/tcp_int.h"
+
+/* Sockets whose hello is still being read: a full session fits, with room for strays. */
+#define MAX_PENDING (RDM_TCP_MAX_CHANNELS + 1 + 32)
+#define PEER_LEN 64
+
+struct pending {
+	int fd;
+	int64_t deadline;
+	size_t got;
+	uint8_t buf[RDM_TCP_HELLO_LEN];
+	char peer[PEER_LEN];
+};
+
+/* The session being assembled; sockets of any other token are refused. */
+struct session {
+	bool active;
+	uint64_t token;
+	unsigned count, have;
+	int ctrl_fd;
+	int *data_fd; /* count entries, -1 until that index arrives */
+	int64_t deadline;
+	char peer[PEER_LEN];
+};
+
+struct rdm_tcp_listener {
+	struct rdm_tp_listener base;
+	int fd;
+	int wake_fd; /* listener_shutdown() -> poll() */
+	atomic_bool stopping;
+	struct rdm_tp_opts opts;
+	int timeout_ms; /* hello and session assembly limit */
+	struct pending pend[MAX_PENDING];
+	unsigned npend;
+	struct session sess;
+	/* Refusals of the current accept() call, reported through err. */
+	unsigned refused;
+	char last_refusal[RDM_TP_ERRLEN];
+	char *err;
+	size_t errlen;
+};
+
+static void note_refusal(struct rdm_tcp_listener *l, const char *peer, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void note_refusal(struct rdm_tcp_listener *l, const char *peer, const char *fmt, ...)
+{
+	char why[RDM_TP_ERRLEN - PEER_LEN - 2];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(why, sizeof(why), fmt, ap);
+	va_end(ap);
+	snprintf(l->last_refusal, sizeof(l->last_refusal), "%s: %s", peer, why);
+	l->refused++;
+	if (l->err && l->errlen)
+		snprintf(l->err, l->errlen, "refused %u connection(s), last from %s",
+			 l->refused, l->last_refusal);
+}
+
+static void session_drop(struct rdm_tcp_listener *l)
+{
+	struct session *s = &l->sess;
+
+	if (s->ctrl_fd >= 0)
+		close(s->ctrl_fd);
+	for (unsigned i = 0; s->data_fd && i < s->count; i++)
+		if (s->data_fd[i] >= 0)
+			close(s->data_fd[i]);
+	free(s->data_fd);
+	memset(s, 0, sizeof(*s));
+	s->ctrl_fd = -1;
+}
+
+static int session_start(struct rdm_tcp_listener *l, const struct rdm_channel *c,
+			 const char *peer)
+{
+	struct session *s = &l->sess;
+
+	s->data_fd = malloc(c->count * sizeof(*s->data_fd));
+	if (!s->data_fd)
+		return -ENOMEM;
+	for (unsigned i = 0; i < c->count; i++)
+		s->data_fd[i] = -1;
+	s->active = true;
+	s->token = c->token;
+	s->count = c->count;
+	s->have = 0;
+	s->ctrl_fd = -1;
+	s->deadline = rdm_tcp_now_ms() + l->timeout_ms;
+	snprintf(s->peer, sizeof(s->peer), "%s", peer);
+	return 0;
+}
+
+static void pend_refuse(struct rdm_tcp_listener *l, struct pending *p, const char *why)
+{
+	note_refusal(l, p->peer, "%s", why);
+	close(p->fd);
+	p->fd = -1;
+}
+
+/* Why hello c cannot join the session being assembled, or NULL when it can. */
+static const char *join_check(const struct session *s, const struct rdm_channel *c, char *why,
+			      size_t len)
+{
+	bool ctrl = c->flags & RDM_TCP_CHAN_CONTROL;
+
+	if (c->version != RDM_WIRE_VERSION)
+		snprintf(why, len, "wire version %u, this side speaks %u", c->version,
+			 RDM_WIRE_VERSION);
+	else if (c->flags & ~RDM_TCP_CHAN_CONTROL)
+		snprintf(why, len, "unknown channel flags 0x%x", c->flags);
+	else if (c->token == 0 || c->count > RDM_TCP_MAX_CHANNELS || (ctrl && c->index != 0))
+		snprintf(why, len, "bad channel hello (token %016llx, index %u, count %u)",
+			 (unsigned long long)c->token, c->index, c->count);
+	else if (!s->active)
+		return NULL;
+	else if (c->token != s->token)
+		snprintf(why, len,
+			 "session %016llx from %s is being set up; refusing a channel of "
+			 "session %016llx",
+			 (unsigned long long)s->token, s->peer, (unsigned long long)c->token);
+	else if (c->count != s->count)
+		snprintf(why, len, "channel count %u differs from the session's %u", c->count,
+			 s->count);
+	else if (ctrl ? s->ctrl_fd >= 0 : s->data_fd[c->index] >= 0)
+		snprintf(why, len, "duplicate %s channel %u in session %016llx",
+			 ctrl ? "control" : "data", c->index, (unsigned long long)c->token);
+	else
+		return NULL;
+	return why;
+}
+
+/*
+ * A whole, well-formed hello: check it against the session being assembled
+ * and hand the socket over to it (p->fd = -1 either way).
+ */
+static void pend_join(struct rdm_tcp_listener *l, struct pending *p, const struct rdm_channel *c)
+{
+	struct session *s = &l->sess;
+	bool ctrl = c->flags & RDM_TCP_CHAN_CONTROL;
+	const char *bad;
+	char why[160];
+
+	bad = join_check(s, c, why, sizeof(why));
+	if (!bad && !s->active && session_start(l, c, p->peer))
+		bad = "out of memory";
+	if (!bad && (rdm_tcp_set_keepalive(p->fd, l->timeout_ms) ||
+		     (ctrl && rdm_tcp_set_nodelay(p->fd))))
+		bad = "cannot set socket options";
+	if (bad) {
+		pend_refuse(l, p, bad);
+		return;
+	}
+	if (ctrl) {
+		s->ctrl_fd = p->fd;
+	} else {
+		s->data_fd[c->index] = p->fd;
+		s->have++;
+	}
+	p->fd = -1;
+}
+
+/* Why p's bytes so far cannot be a hello, or NULL; m is set once all are in. */
+static const char *hello_check(const struct pending *p, struct rdm_msg *m, char *why, size_t len)
+{
+	uint16_t type;
+	uint32_t plen;
+	int ret;
+
+	if (p->got < RDM_HDR_LEN)
+		return NULL;
+	/* The header alone tells a stranger (HTTP, a port scan) from a peer. */
+	ret = rdm_hdr_decode(p->buf, RDM_HDR_LEN, &type, &plen);
+	if (ret || type != RDM_MSG_CHANNEL || RDM_HDR_LEN + plen != RDM_TCP_HELLO_LEN) {
+		snprintf(why, len, "not an rdmig channel hello (first bytes %02x%02x%02x%02x)",
+			 p->buf[0], p->buf[1], p->buf[2], p->buf[3]);
+		return why;
+	}
+	if (p->got < RDM_TCP_HELLO_LEN)
+		return NULL;
+	ret = rdm_msg_decode(p->buf, RDM_TCP_HELLO_LEN, m);
+	if (ret) {
+		snprintf(why, len, "bad channel hello (%s: wrong magic or index)", strerror(-ret));
+		return why;
+	}
+	return NULL;
+}
+
+/* Reads what has arrived of p's hello; refuses p as soon as it cannot be one. */
+static void pend_read(struct rdm_tcp_listener *l, struct pending *p)
+{
+	const char *bad = NULL;
+	struct rdm_msg m;
+	char why[160];
+	ssize_t n;
+	int ret;
+
+	n = recv(p->fd, p->buf + p->got, sizeof(p->buf) - p->got, MSG_DONTWAIT);
+	ret = rdm_tcp_sys(n);
+	if (ret == -EAGAIN || ret == -EINTR)
+		return;
+	if (ret < 0) {
+		snprintf(why, sizeof(why), "reading the channel hello: %s", strerror(-ret));
+		bad = why;
+	} else if (n == 0) {
+		bad = p->got ? "closed in the middle of its channel hello"
+			     : "closed without a channel hello";
+	} else {
+		p->got += (size_t)n;
+		bad = hello_check(p, &m, why, sizeof(why));
+	}
+	if (bad)
+		pend_refuse(l, p, bad);
+	else if (p->got == RDM_TCP_HELLO_LEN)
+		pend_join(l, p, &m.u.channel);
+}
+
+/* Accepts what is queued on the listening socket into pend[]. */
+static int accept_new(struct rdm_tcp_listener *l)
+{
+	int fd;
+
+	while (l->npend < MAX_PENDING) {
+		struct pending *p;
+
+		fd = rdm_tcp_sys(accept4(l->fd, NULL, NULL, SOCK_CLOEXEC));
+		if (fd == -EAGAIN || fd == -EINTR || fd == -ECONNABORTED)
+			return 0;
+		if (fd < 0)
+			return fd;
+		p = &l->pend[l->npend++];
+		memset(p, 0, sizeof(*p));
+		p->fd = fd;
+		p->deadline = rdm_tcp_now_ms() + l->timeout_ms;
+		rdm_tcp_peer_name(fd, p->peer, sizeof(p->peer));
+	}
+	return 0;
+}
+
+static void pend_compact(struct rdm_tcp_listener *l)
+{
+	unsigned i, j = 0;
+
+	for (i = 0; i < l->npend; i++)
+		if (l->pend[i].fd >= 0)
+			l->pend[j++] = l->pend[i];
+	l->npend = j;
+}
+
+/* Drops hellos and a session that took too long; returns the next deadline. */
+static int64_t expire(struct rdm_tcp_listener *l, int64_t deadline)
+{
+	int64_t now = rdm_tcp_now_ms(), next = deadline;
+	struct session *s = &l->sess;
+
+	for (unsigned i = 0; i < l->npend; i++) {
+		struct pending *p = &l->pend[i];
+		char why[96];
+
+		if (p->deadline <= now) {
+			snprintf(why, sizeof(why), "no channel hello within %d ms", l->timeout_ms);
+			pend_refuse(l, p, why);
+		} else if (p->deadline < next) {
+			next = p->deadline;
+		}
+	}
+	pend_compact(l);
+	if (s->active && s->deadline <= now) {
+		note_refusal(l, s->peer, "session %016llx incomplete after %d ms (control %s, %u of %u data channels)",
+			     (unsigned long long)s->token, l->timeout_ms,
+			     s->ctrl_fd >= 0 ? "in" : "missing", s->have, s->count);
+		session_drop(l);
+	} else if (s->active && s->deadline < next) {
+		next = s->deadline;
+	}
+	return next;
+}
+
+/* The assembled session becomes a destination rdm_tp; the ack tells the connector. */
+static int session_finish(struct rdm_tcp_listener *l, struct rdm_tcp **out)
+{
+	struct session *s = &l->sess;
+	uint8_t ack[RDM_TCP_HELLO_LEN];
+	struct iovec iov = { ack, sizeof(ack) };
+	struct rdm_tcp *t;
+	int ret;
+
+	ret = rdm_tcp_new(RDM_TCP_DEST, &l->opts, s->count, s->token, &t);
+	if (ret)
+		return ret;
+	ret = rdm_tcp_hello_encode(ack, 0, s->count, RDM_TCP_CHAN_CONTROL | RDM_TCP_CHAN_ACK,
+				   s->token);
+	if (!ret)
+		ret = rdm_tcp_send_all(s->ctrl_fd, &iov, 1, l->timeout_ms);
+	if (ret)
+		goto err_free_tp;
+	t->ctrl_fd = s->ctrl_fd;
+	for (unsigned i = 0; i < s->count; i++)
+		t->chan[i].fd = s->data_fd[i];
+	free(s->data_fd);
+	memset(s, 0, sizeof(*s));
+	s->ctrl_fd = -1;
+	*out = t;
+	return 0;
+
+err_free_tp:
+	rdm_tcp_free(t);
+	return ret;
+}
+
+static bool session_complete(const struct session *s)
+{
+	return s->active && s->ctrl_fd >= 0 && s->have == s->count;
+}
+
+/* Session sockets stay silent until the ack: any event means the peer gave up. */
+static unsigned session_pollfds(const struct session *s, struct pollfd *pfd)
+{
+	unsigned n = 0;
+
+	if (!s->active)
+		return 0;
+	if (s->ctrl_fd >= 0)
+		pfd[n++] = (struct pollfd){ .fd = s->ctrl_fd, .events = POLLIN | POLLRDHUP };
+	for (unsigned i = 0; i < s->count; i++)
+		if (s->data_fd[i] >= 0)
+			pfd[n++] = (struct pollfd){ .fd = s->data_fd[i],
+						    .events = POLLIN | POLLRDHUP };
+	return n;
+}
+
+int rdm_tcp_accept(struct rdm_tp_listener *lp, int timeout_ms, struct rdm_tp **out, char *err,
+		   size_t errlen)
+{
+	struct rdm_tcp_listener *l = (struct rdm_tcp_listener *)lp;
+	struct pollfd pfd[2 + MAX_PENDING + 1 + RDM_TCP_MAX_CHANNELS];
+	int64_t deadline = rdm_tcp_deadline(timeout_ms);
+	unsigned npfd, first_pend, first_sess, i;
+	struct rdm_tcp *t;
+	int ret;
+
+	l->err = err;
+	l->errlen = errlen;
+	l->refused = 0;
+	if (err && errlen)
+		err[0] = '\0';
+	for (;;) {
+		int64_t next;
+
+		if (atomic_load(&l->stopping)) {
+			ret = -ECANCELED;
+			snprintf(err, errlen, "accept: listener shut down");
+			break;
+		}
+		next = expire(l, deadline);
+		npfd = 0;
+		pfd[npfd++] = (struct pollfd){ .fd = l->wake_fd, .events = POLLIN };
+		pfd[npfd++] = (struct pollfd){ .fd = l->npend < MAX_PENDING ? l->fd : -1,
+					       .events = POLLIN };
+		first_pend = npfd;
+		for (i = 0; i < l->npend; i++)
+			pfd[npfd++] = (struct pollfd){ .fd = l->pend[i].fd, .events = POLLIN };
+		first_sess = npfd;
+		npfd += session_pollfds(&l->sess, pfd + npfd);
+
+		ret = rdm_tcp_sys(poll(pfd, npfd, rdm_tcp_poll_ms(next)));
+		if (ret == -EINTR)
+			continue;
+		if (ret < 0) {
+			snprintf(err, errlen, "accept: poll: %s", strerror(-ret));
+			break;
+		}
+		if (ret == 0 && rdm_tcp_poll_ms(deadline) == 0) {
+			/* err keeps only the refusals: callers poll with short timeouts. */
+			ret = -ETIMEDOUT;
+			break;
+		}
+		if (pfd[0].revents)
+			continue; /* shutdown: reported at the top */
+		for (i = first_sess; i < npfd; i++) {
+			if (pfd[i].revents) {
+				note_refusal(l, l->sess.peer,
+					     "session %016llx: a channel closed before the session "
+					     "was complete",
+					     (unsigned long long)l->sess.token);
+				session_drop(l);
+				break;
+			}
+		}
+		for (i = first_pend; i < first_sess; i++)
+			if (pfd[i].revents)
+				pend_read(l, &l->pend[i - first_pend]);
+		pend_compact(l);
+		if (pfd[1].revents) {
+			ret = accept_new(l);
+			if (ret) {
+				snprintf(err, errlen, "accept: %s", strerror(-ret));
+				break;
+			}
+		}
+		if (!session_complete(&l->sess))
+			continue;
+		ret = session_finish(l, &t);
+		if (ret) {
+			note_refusal(l, l->sess.peer, "session %016llx: sending the accept: %s",
+				     (unsigned long long)l->sess.token, strerror(-ret));
+			session_drop(l);
+			continue;
+		}
+		*out = &t->base;
+		break;
+	}
+	l->err = NULL;
+	l->errlen = 0;
+	return ret;
+}
+
+int rdm_tcp_listen(const struct rdm_addr *a, const struct rdm_tp_opts *o,
+		   struct rdm_tp_listener **out, char *err, size_t errlen)
+{
+	struct rdm_tcp_listener *l;
+	int one = 1, ret, flags;
+
+	if (!a || !o || !out || a->scheme != RDM_SCHEME_TCP) {
+		snprintf(err, errlen, "tcp listen: bad arguments (need a tcp: address)");
+		return -EINVAL;
+	}
+	l = calloc(1, sizeof(*l));
+	if (!l) {
+		snprintf(err, errlen, "tcp listen: out of memory");
+		return -ENOMEM;
+	}
+	l->base.ops = &rdm_tcp_ops;
+	l->opts = *o;
+	l->timeout_ms = rdm_tcp_eff_timeout(o->timeout_ms);
+	l->sess.ctrl_fd = -1;
+	atomic_init(&l->stopping, false);
+
+	l->wake_fd = rdm_tcp_sys(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+	if (l->wake_fd < 0) {
+		ret = l->wake_fd;
+		snprintf(err, errlen, "tcp listen: eventfd: %s", strerror(-ret));
+		goto err_free_l;
+	}
+	l->fd = rdm_tcp_socket(a->ss.ss_family);
+	if (l->fd < 0) {
+		ret = l->fd;
+		snprintf(err, errlen, "tcp listen: socket: %s", strerror(-ret));
+		goto err_close_wake;
+	}
+	/* A restarted destination must not wait out TIME_WAIT of the last session. */
+	ret = rdm_tcp_sys(setsockopt(l->fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)));
+	if (ret) {
+		snprintf(err, errlen, "tcp listen: SO_REUSEADDR: %s", strerror(-ret));
+		goto err_close_sock;
+	}
+	/* Inherited by accepted sockets, and set before the SYN as window scaling needs. */
+	rdm_tcp_set_bufsize(l->fd);
+	ret = rdm_tcp_sys(bind(l->fd, (const struct sockaddr *)&a->ss, a->sslen));
+	if (ret) {
+		snprintf(err, errlen, "tcp listen: bind %s:%u: %s", a->host, a->port,
+			 strerror(-ret));
+		goto err_close_sock;
+	}
+	ret = rdm_tcp_sys(listen(l->fd, SOMAXCONN));
+	if (ret) {
+		snprintf(err, errlen, "tcp listen on %s:%u: %s", a->host, a->port,
+			 strerror(-ret));
+		goto err_close_sock;
+	}
+	/* accept4() after poll() must not block if the peer went away meanwhile. */
+	flags = rdm_tcp_sys(fcntl(l->fd, F_GETFL));
+	ret = flags < 0 ? flags : rdm_tcp_sys(fcntl(l->fd, F_SETFL, flags | O_NONBLOCK));
+	if (ret) {
+		snprintf(err, errlen, "tcp listen: fcntl: %s", strerror(-ret));
+		goto err_close_sock;
+	}
+	*out = &l->base;
+	return 0;
+
+err_close_sock:
+	close(l->fd);
+err_close_wake:
+	close(l->wake_fd);
+err_free_l:
+	free(l);
+	return ret;
+}
+
+int rdm_tcp_listener_port(struct rdm_tp_listener *lp, uint16_t *port)
+{
+	struct rdm_tcp_listener *l = (struct rdm_tcp_listener *)lp;
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	int ret;
+
+	ret = rdm_tcp_sys(getsockname(l->fd, (struct sockaddr *)&ss, &sl));
+	if (ret)
+		return ret;
+	if (ss.ss_family == AF_INET)
+		*port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+	else if (ss.ss_family == AF_INET6)
+		*port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+	else
+		return -EAFNOSUPPORT;
+	return 0;
+}
+
+void rdm_tcp_listener_shutdown(struct rdm_tp_listener *lp)
+{
+	struct rdm_tcp_listener *l = (struct rdm_tcp_listener *)lp;
+	uint64_t one = 1;
+
+	atomic_store(&l->stopping, true);
+	/* Cannot fail in a way that matters: a full counter is already readable. */
+	(void)!write(l->wake_fd, &one, sizeof(one));
+}
+
+void rdm_tcp_listener_close(struct rdm_tp_listener *lp)
+{
+	struct rdm_tcp_listener *l = (struct rdm_tcp_listener *)lp;
+
+	if (!l)
+		return;
+	for (unsigned i = 0; i < l->npend; i++)
+		close(l->pend[i].fd);
+	session_drop(l);
+	close(l->fd);
+	close(l->wake_fd);
+	free(l);
+}
