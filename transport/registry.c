@@ -10,7 +10,7 @@ const struct rdm_tp_ops *rdm_tp_lookup(enum rdm_scheme s)
 	case RDM_SCHEME_TCP:
 		return &rdm_tcp_ops;
 	case RDM_SCHEME_RDMA:
-		return NULL; /* rdm_rdma_ops lands with transport/rdma/ */
+		return &rdm_rdma_ops;
 	}
 	return NULL;
 }

@@ -36,6 +36,8 @@ static void check_reencode(const struct rdm_msg *d, const uint8_t *data, size_t 
 	struct rdm_msg m = *d;
 	struct rdm_zero_run *runs = NULL;
 	uint64_t *words = NULL;
+	struct rdm_rdma_key *keys = NULL;
+	struct rdm_rdma_chunk *chunks = NULL;
 	uint8_t *out;
 	size_t out_len = 0;
 
@@ -61,6 +63,22 @@ static void check_reencode(const struct rdm_msg *d, const uint8_t *data, size_t 
 		for (uint64_t i = 0; i < nw; i++)
 			words[i] = rdm_recv_bitmap_word(&d->u.bitmap, i);
 		m.u.bitmap.words = words;
+	} else if (m.type == RDM_MSG_RDMA_KEYS) {
+		CHECK(m.u.keys.count <= RDM_RDMA_KEYS_MAX);
+		keys = calloc(m.u.keys.count + 1, sizeof(*keys));
+		CHECK(keys);
+		for (uint32_t i = 0; i < m.u.keys.count; i++)
+			rdm_rdma_keys_get(&d->u.keys, i, &keys[i]);
+		m.u.keys.keys = keys;
+	} else if (m.type == RDM_MSG_RDMA_REG) {
+		uint64_t n = (uint64_t)m.u.reg.nreg + m.u.reg.ndrop;
+
+		CHECK(n <= RDM_RDMA_KEYS_MAX);
+		chunks = calloc(n + 1, sizeof(*chunks));
+		CHECK(chunks);
+		for (uint32_t i = 0; i < n; i++)
+			rdm_rdma_reg_get(&d->u.reg, i, &chunks[i]);
+		m.u.reg.chunks = chunks;
 	}
 
 	CHECK(rdm_msg_size(&m) == size);
@@ -73,6 +91,8 @@ static void check_reencode(const struct rdm_msg *d, const uint8_t *data, size_t 
 	free(out);
 	free(words);
 	free(runs);
+	free(keys);
+	free(chunks);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

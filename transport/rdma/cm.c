@@ -17,6 +17,7 @@
 #include "transport/rdma/rdma_int.h"
 
 #define RT_FLAG_PIN_ALL 1u
+#define RT_FLAG_CHUNK_SHIFT 8 /* bits 8..15: log2 of the chunk size */
 
 struct rt_listener {
 	struct rdm_tp_listener base;
@@ -169,7 +170,9 @@ static void hello(const struct rdm_rdma *r, unsigned index, uint8_t *buf, size_t
 
 	m.u.channel = (struct rdm_channel){RDM_WIRE_MAGIC, RDM_WIRE_VERSION, (uint16_t)index,
 					   (uint16_t)(r->ndata + 1),
-					   (uint16_t)(r->pin_all ? RT_FLAG_PIN_ALL : 0), r->token};
+					   (uint16_t)((r->pin_all ? RT_FLAG_PIN_ALL : 0) |
+						      (__builtin_ctzll(r->chunk) << RT_FLAG_CHUNK_SHIFT)),
+					   r->token};
 	rdm_msg_encode(&m, buf, 64, len);
 }
 
@@ -251,9 +254,6 @@ int rt_connect_all(struct rdm_rdma *r, const struct rdm_addr *a, char *err, size
 	ret = connect_one(r, &r->ctrl, 0, a, err, errlen);
 	if (ret)
 		return ret;
-	ret = rt_data_init(r);
-	if (ret)
-		return ret;
 	for (unsigned i = 0; i < r->ndata; i++) {
 		ret = connect_one(r, &r->data[i], i + 1, a, err, errlen);
 		if (ret)
@@ -302,16 +302,6 @@ int rt_start_cm_thread(struct rdm_rdma *r)
 }
 
 /* --- destination side ------------------------------------------------- */
-
-int rt_listen(const struct rdm_addr *a, const struct rdm_tp_opts *o, struct rdm_tp_listener **out,
-		char *err, size_t errlen);
-int rt_listener_port(struct rdm_tp_listener *l, uint16_t *port);
-int rt_accept(struct rdm_tp_listener *l, int timeout_ms, struct rdm_tp **out, char *err,
-		size_t errlen);
-void rt_listener_shutdown(struct rdm_tp_listener *l);
-void rt_listener_close(struct rdm_tp_listener *l);
-struct rdm_rdma *rt_alloc(const struct rdm_tp_opts *o, bool source, unsigned ndata);
-void rt_free(struct rdm_rdma *r);
 
 int rt_listen(const struct rdm_addr *a, const struct rdm_tp_opts *o, struct rdm_tp_listener **out,
 		char *err, size_t errlen)
@@ -385,6 +375,7 @@ static int on_request(struct rt_listener *l, struct rdma_cm_event *ev, char *err
 	struct rdm_rdma *r;
 	struct rt_qp *q;
 	struct rdm_msg m;
+	unsigned shift;
 	int ret;
 
 	if (!cp->private_data || rdm_msg_decode(cp->private_data, cp->private_data_len < 28 ? cp->private_data_len : 28, &m) ||
@@ -401,6 +392,11 @@ static int on_request(struct rt_listener *l, struct rdma_cm_event *ev, char *err
 		refuse(ev->id, "bad channel count", err, errlen);
 		return 0;
 	}
+	shift = ch.flags >> RT_FLAG_CHUNK_SHIFT;
+	if (shift < 20 || shift > 30) {
+		refuse(ev->id, "bad chunk size", err, errlen);
+		return 0;
+	}
 	if (!l->pending) {
 		if (ch.index != 0) {
 			refuse(ev->id, "data channel before control", err, errlen);
@@ -413,9 +409,10 @@ static int on_request(struct rt_listener *l, struct rdma_cm_event *ev, char *err
 		}
 		l->pending->token = ch.token;
 		l->pending->pin_all = ch.flags & RT_FLAG_PIN_ALL;
+		l->pending->chunk = 1ull << shift;
 		l->established = 0;
 	} else if (ch.token != l->pending->token || ch.count != l->pending->ndata + 1 ||
-		   ch.index == 0) {
+		   ch.index == 0 || l->pending->chunk != 1ull << shift) {
 		refuse(ev->id, "another migration is being set up", err, errlen);
 		return 0;
 	}

@@ -44,6 +44,7 @@
 #define RT_SIGNAL_EVERY 64u      /* selective signaling */
 #define RT_MAX_WR (1u << 20)     /* bytes per WRITE (rxe's max_msg_sz is not to be trusted) */
 #define RT_FENCE_RECVS 64u       /* receives posted for fence immediates per data QP */
+#define RT_RING 2048u              /* > send queue depth */
 #define RT_PREFETCH 32u          /* on demand: chunk keys asked for ahead of the writer */
 
 /* wr_id tags on the control QP. */
@@ -75,9 +76,12 @@ struct rt_qp {
 	uint64_t completed; /* WRs known complete (a signaled one completes all before it) */
 	uint64_t done_gseq; /* global seq of the last completed WR */
 	uint64_t last_gseq; /* global seq of the last posted WR */
+	uint64_t *ring;     /* gseq of WR n at n % RT_RING: what a completion of n covers */
 	/* destination data QP */
 	uint64_t fence_seq;
 };
+
+struct rt_out;
 
 struct rt_msgq {
 	struct rt_msgq *next;
@@ -122,6 +126,7 @@ struct rdm_rdma {
 	unsigned fill, post, done; /* monotonic counters, slot = counter % RT_SLOTS */
 	unsigned credits;
 	unsigned credit_msgs_out;  /* credit-only sends not yet completed */
+	struct rt_out *outq;       /* internal messages waiting for a slot */
 
 	/* blocks and registrations */
 	struct rdm_tp_block *blocks;
@@ -148,11 +153,24 @@ uint64_t rt_now_ms(void);
 /* Deadline helper for pthread_cond_timedwait (ms from now, clamped to 100 ms slices). */
 void rt_slice(struct timespec *ts, int ms);
 
+/* rdma.c */
+struct rdm_rdma *rt_alloc(const struct rdm_tp_opts *o, bool source, unsigned ndata);
+void rt_free(struct rdm_rdma *r);
+/* Lock held: the WRITE sequence below which every WRITE has completed. */
+uint64_t rt_idle_gseq(struct rdm_rdma *r);
+
 /* cm.c */
 int rt_connect_all(struct rdm_rdma *r, const struct rdm_addr *a, char *err, size_t errlen);
 int rt_setup_qp(struct rdm_rdma *r, struct rt_qp *q, struct rdma_cm_id *id, bool data);
 void rt_destroy_qp(struct rt_qp *q);
 int rt_start_cm_thread(struct rdm_rdma *r);
+int rt_listen(const struct rdm_addr *a, const struct rdm_tp_opts *o, struct rdm_tp_listener **out,
+	      char *err, size_t errlen);
+int rt_listener_port(struct rdm_tp_listener *l, uint16_t *port);
+int rt_accept(struct rdm_tp_listener *l, int timeout_ms, struct rdm_tp **out, char *err,
+	      size_t errlen);
+void rt_listener_shutdown(struct rdm_tp_listener *l);
+void rt_listener_close(struct rdm_tp_listener *l);
 
 /* ctrl.c */
 int rt_ctrl_init(struct rdm_rdma *r);
@@ -166,10 +184,10 @@ int rt_ctrl_on_send(struct rdm_rdma *r, const struct ibv_wc *wc);
 int rt_ctrl_kick(struct rdm_rdma *r);
 
 /* data.c */
-int rt_data_init(struct rdm_rdma *r);
 int rt_write(struct rdm_tp *t, unsigned block, uint64_t off, uint64_t len);
 int rt_fence(struct rdm_tp *t, uint64_t seq);
 int rt_wait_fence(struct rdm_tp *t, uint64_t seq, int timeout_ms);
+int rt_data_flush(struct rdm_rdma *r);
 int rt_data_on_send(struct rdm_rdma *r, struct rt_qp *q, const struct ibv_wc *wc);
 int rt_data_on_recv(struct rdm_rdma *r, struct rt_qp *q, const struct ibv_wc *wc);
 

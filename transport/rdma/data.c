@@ -1,0 +1,262 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The data path: WRITEs of pages and per-queue fences (see rdma_int.h).
+ * The source's writer builds batches without the lock; posting, completion
+ * counts and fence sequence numbers are shared with the progress thread and
+ * live under r->lock.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "transport/rdma/rdma_int.h"
+
+/* Lock held: wait until q has room for n more WRs. */
+static int wait_room(struct rdm_rdma *r, struct rt_qp *q, unsigned n)
+{
+	uint64_t deadline = rt_now_ms() + (uint64_t)r->timeout_ms;
+
+	while (!r->error && q->posted - q->completed + n > RT_SQ_DEPTH) {
+		struct timespec ts;
+
+		if (rt_now_ms() >= deadline)
+			return rt_fail(r, -ETIMEDOUT, "data queue %u: no completion for %d ms",
+				       q->index, r->timeout_ms);
+		rt_slice(&ts, 100);
+		pthread_cond_timedwait(&r->cond, &r->lock, &ts);
+	}
+	return r->error;
+}
+
+/* Lock held: post q's batch as one chain. */
+static int post_batch(struct rdm_rdma *r, struct rt_qp *q)
+{
+	struct ibv_send_wr *bad;
+	int ret;
+
+	if (!q->nbatch)
+		return r->error;
+	ret = wait_room(r, q, q->nbatch);
+	if (ret)
+		return ret;
+	for (unsigned i = 0; i < q->nbatch; i++) {
+		q->wr[i].next = i + 1 < q->nbatch ? &q->wr[i + 1] : NULL;
+		q->wr[i].wr_id = q->posted + i + 1;
+	}
+	ret = rt_errno(ibv_post_send(q->qp, &q->wr[0], &bad));
+	if (ret)
+		return rt_fail(r, ret, "posting %u writes on data queue %u: %s", q->nbatch,
+			       q->index, strerror(-ret));
+	q->posted += q->nbatch;
+	q->nbatch = 0;
+	return 0;
+}
+
+static int add_wr(struct rdm_rdma *r, struct rt_qp *q, uint64_t laddr, uint32_t len,
+		  uint32_t lkey, uint64_t raddr, uint32_t rkey, bool signal)
+{
+	struct ibv_send_wr *wr = &q->wr[q->nbatch];
+	struct ibv_sge *sge = &q->sge[q->nbatch];
+	int ret = 0;
+
+	*sge = (struct ibv_sge){laddr, len, lkey};
+	memset(wr, 0, sizeof(*wr));
+	wr->sg_list = sge;
+	wr->num_sge = 1;
+	wr->opcode = IBV_WR_RDMA_WRITE;
+	wr->wr.rdma.remote_addr = raddr;
+	wr->wr.rdma.rkey = rkey;
+	/* Selective signaling: one completion covers the WRs before it. */
+	if (++q->since_signal >= RT_SIGNAL_EVERY || signal) {
+		wr->send_flags = IBV_SEND_SIGNALED;
+		q->since_signal = 0;
+	}
+	pthread_mutex_lock(&r->lock);
+	q->last_gseq = ++r->gseq;
+	q->ring[(q->posted + q->nbatch + 1) % RT_RING] = q->last_gseq;
+	q->nbatch++;
+	if (q->nbatch == RT_BATCH)
+		ret = post_batch(r, q);
+	pthread_mutex_unlock(&r->lock);
+	return ret;
+}
+
+/* Lock held: post every partial batch (a writer about to wait must not sit on WRs). */
+int rt_data_flush(struct rdm_rdma *r)
+{
+	int ret = 0;
+
+	for (unsigned i = 0; i < r->ndata && !ret; i++)
+		ret = post_batch(r, &r->data[i]);
+	return ret;
+}
+
+int rt_write(struct rdm_tp *t, unsigned block, uint64_t off, uint64_t len)
+{
+	struct rdm_rdma *r = to_rdma(t);
+	const struct rdm_tp_block *b;
+	int ret;
+
+	if (!r->source || block >= r->nblocks)
+		return -EINVAL;
+	b = &r->blocks[block];
+	if (off > b->len || len > b->len - off) {
+		snprintf(t->err, sizeof(t->err), "write %s+%llu len %llu outside the block", b->name,
+			 (unsigned long long)off, (unsigned long long)len);
+		return -EINVAL;
+	}
+	while (len) {
+		uint64_t k = off / r->chunk, end = (k + 1) * r->chunk;
+		uint64_t piece = end - off < len ? end - off : len;
+		struct rt_qp *q = &r->data[(block + k) % r->ndata];
+		struct rdm_pin_key lk;
+		struct rt_rkey *rk;
+
+		ret = rt_keys_get(r, block, off, &rk);
+		if (ret)
+			return ret;
+		ret = rdm_pin_get(r->pin, block, off, piece, &lk, t->err, sizeof(t->err));
+		if (ret)
+			return rt_fail(r, ret, "registering %s+%llu: %s", b->name,
+				       (unsigned long long)off, t->err);
+		for (uint64_t done = 0; done < piece;) {
+			uint32_t n = piece - done > RT_MAX_WR ? RT_MAX_WR : (uint32_t)(piece - done);
+			uint64_t at = off + done;
+
+			/* On demand, a chunk's last write is signaled so it can become idle. */
+			ret = add_wr(r, q, (uintptr_t)b->host + at, n, lk.lkey,
+				     rk->addr + (at - k * r->chunk), rk->rkey,
+				     !r->pin_all && done + n == piece);
+			if (ret)
+				return ret;
+			done += n;
+		}
+		pthread_mutex_lock(&r->lock);
+		rk->last_gseq = q->last_gseq;
+		rdm_pin_mark_busy(r->pin, block, off, q->last_gseq);
+		pthread_mutex_unlock(&r->lock);
+		off += piece;
+		len -= piece;
+	}
+	return 0;
+}
+
+int rt_fence(struct rdm_tp *t, uint64_t seq)
+{
+	struct rdm_rdma *r = to_rdma(t);
+	int ret = 0;
+
+	if (!r->source)
+		return -EINVAL;
+	pthread_mutex_lock(&r->lock);
+	for (unsigned i = 0; i < r->ndata && !ret; i++) {
+		struct rt_qp *q = &r->data[i];
+		struct ibv_send_wr *wr;
+
+		ret = post_batch(r, q);
+		if (ret)
+			break;
+		/* A SEND after the writes: RC places it behind them at the peer. */
+		wr = &q->wr[0];
+		memset(wr, 0, sizeof(*wr));
+		wr->opcode = IBV_WR_SEND_WITH_IMM;
+		wr->send_flags = IBV_SEND_SIGNALED;
+		wr->imm_data = htonl((uint32_t)seq);
+		q->since_signal = 0;
+		q->ring[(q->posted + 1) % RT_RING] = q->last_gseq;
+		q->nbatch = 1;
+		ret = post_batch(r, q);
+	}
+	pthread_mutex_unlock(&r->lock);
+	return ret;
+}
+
+static int post_fence_recv(struct rt_qp *q)
+{
+	struct ibv_recv_wr wr = {.wr_id = RT_WR_FENCE, .num_sge = 0};
+	struct ibv_recv_wr *bad;
+
+	return rt_errno(ibv_post_recv(q->qp, &wr, &bad));
+}
+
+/* Destination; wc == NULL posts the initial receives. Lock held otherwise. */
+int rt_data_on_recv(struct rdm_rdma *r, struct rt_qp *q, const struct ibv_wc *wc)
+{
+	uint32_t lo;
+	int ret;
+
+	if (!wc) {
+		for (unsigned i = 0; i < RT_FENCE_RECVS; i++) {
+			ret = post_fence_recv(q);
+			if (ret)
+				return ret;
+		}
+		return 0;
+	}
+	if (wc->status != IBV_WC_SUCCESS)
+		return r->stopping ? 0
+				   : rt_fail(r, -EIO, "data queue %u receive: %s", q->index,
+					     ibv_wc_status_str(wc->status));
+	if (!(wc->wc_flags & IBV_WC_WITH_IMM) || wc->byte_len)
+		return rt_fail(r, -EPROTO, "data queue %u: unexpected message", q->index);
+	/* Fences carry the low 32 bits; sequences only grow. */
+	lo = ntohl(wc->imm_data);
+	uint64_t seq = (q->fence_seq & ~0xffffffffull) | lo;
+	if (seq < q->fence_seq)
+		seq += 1ull << 32;
+	q->fence_seq = seq;
+	pthread_cond_broadcast(&r->cond);
+	ret = post_fence_recv(q);
+	return ret ? rt_fail(r, ret, "re-posting a fence receive") : 0;
+}
+
+int rt_data_on_send(struct rdm_rdma *r, struct rt_qp *q, const struct ibv_wc *wc)
+{
+	if (wc->status != IBV_WC_SUCCESS)
+		return r->stopping ? 0
+				   : rt_fail(r, -EIO, "write on data queue %u failed: %s (vendor %u)",
+					     q->index, ibv_wc_status_str(wc->status),
+					     wc->vendor_err);
+	/* RC completes in order: WR wr_id and everything before it are done. */
+	if (wc->wr_id > q->completed) {
+		q->completed = wc->wr_id;
+		q->done_gseq = q->ring[wc->wr_id % RT_RING];
+	}
+	rdm_pin_idle_upto(r->pin, rt_idle_gseq(r));
+	pthread_cond_broadcast(&r->cond);
+	return 0;
+}
+
+int rt_wait_fence(struct rdm_tp *t, uint64_t seq, int timeout_ms)
+{
+	struct rdm_rdma *r = to_rdma(t);
+	uint64_t deadline = rt_now_ms() + (uint64_t)(timeout_ms < 0 ? 0 : timeout_ms);
+	int ret = 0;
+
+	pthread_mutex_lock(&r->lock);
+	for (;;) {
+		unsigned behind = r->ndata;
+		struct timespec ts;
+
+		for (unsigned i = 0; i < r->ndata; i++)
+			if (r->data[i].fence_seq >= seq)
+				behind--;
+		if (!behind)
+			break;
+		if (r->error) {
+			ret = r->error;
+			break;
+		}
+		if (rt_now_ms() >= deadline) {
+			snprintf(t->err, sizeof(t->err), "fence %llu: %u data queue(s) behind",
+				 (unsigned long long)seq, behind);
+			ret = -ETIMEDOUT;
+			break;
+		}
+		rt_slice(&ts, 100);
+		pthread_cond_timedwait(&r->cond, &r->lock, &ts);
+	}
+	pthread_mutex_unlock(&r->lock);
+	return ret;
+}
