@@ -15,9 +15,9 @@
 #include "transport/transport.h"
 
 #define RDM_ERRLEN 256
-/* Control frames are small except device state chunks. */
-#define RDM_CTRL_BUF (1u << 20)
-#define RDM_DEVSTATE_CHUNK (RDM_CTRL_BUF - 64)
+/* Control frames are small except device state chunks, which fill the largest. */
+#define RDM_CTRL_BUF RDM_TP_MAX_MSG
+#define RDM_DEVSTATE_CHUNK (RDM_TP_MAX_MSG - 64)
 
 struct rdm_block {
 	char name[RDM_NAME_MAX + 1];

@@ -29,6 +29,8 @@ extern "C" {
 #endif
 
 #define RDM_TP_ERRLEN 256
+/* Every transport carries control messages up to this size (header included). */
+#define RDM_TP_MAX_MSG (256u << 10)
 
 enum rdm_scheme {
 	RDM_SCHEME_TCP,

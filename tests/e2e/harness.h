@@ -34,13 +34,11 @@ std::string TestHost(bool ipv6 = false);
 
 class DestProcess {
       public:
-	using Setup = std::function<void(rdmig_session *)>;
 	~DestProcess();
-	/* Fork, listen on scheme:host:0, and return once the port is known. */
-	bool Spawn(const guest_cfg &cfg, const std::string &host, const Setup &setup = nullptr,
-		   int wait_ms = 120000);
+	/* Start, listen on scheme:host:0, and return once the port is known. */
+	bool Spawn(const guest_cfg &cfg, const std::string &host, int wait_ms = 300000);
 	/* The destination's report; false if it died or timed out. */
-	bool Result(PeerResult *r, int timeout_ms = 150000);
+	bool Result(PeerResult *r, int timeout_ms = 320000);
 	void Kill();
 	std::string Uri() const;
 	pid_t pid = -1;
@@ -63,5 +61,16 @@ struct Source {
 bool WaitFor(rdmig_session *s, int timeout_ms, const std::function<bool(const rdmig_stats &)> &pred);
 
 guest_cfg DefaultGuest(uint64_t mib, uint64_t dirty_mib_s);
+
+/* Why the test transport cannot run here ("" when it can). */
+std::string NoTransportReason();
+
+#include <gtest/gtest.h>
+
+/* Skips (with the reason) when the transport has no device here. */
+class TransportTest : public ::testing::Test {
+      protected:
+	void SetUp() override;
+};
 
 #endif

@@ -16,10 +16,19 @@
 
 namespace {
 
+using Migrate = TransportTest;
+
+/* RDMIG_TEST_PIN_ALL=1 runs every migration with rdma-pin-all. */
+bool PinAllDefault()
+{
+	const char *p = getenv("RDMIG_TEST_PIN_ALL");
+	return p && *p == '1';
+}
+
 struct Opts {
 	unsigned channels = 2;
 	uint64_t chunk = 1u << 20;
-	bool pin_all = false;
+	bool pin_all = PinAllDefault();
 	uint64_t max_bw = 0;
 	bool auto_converge = false;
 	uint64_t downtime_ms = 300;
@@ -52,10 +61,7 @@ void Configure(rdmig_session *s, const Opts &o)
 void MigrateAndVerify(const guest_cfg &cfg, const Opts &o, const std::string &host)
 {
 	DestProcess dest;
-	ASSERT_TRUE(dest.Spawn(cfg, host, [&](rdmig_session *s) {
-		rdmig_set_capability(s, RDMIG_CAP_RDMA_PIN_ALL, o.pin_all);
-		rdmig_set_parameter(s, RDMIG_PARAM_CHUNK_SIZE, o.chunk);
-	}));
+	ASSERT_TRUE(dest.Spawn(cfg, host));
 	Source src;
 	ASSERT_TRUE(src.Create(cfg));
 	Configure(src.s, o);
@@ -64,7 +70,7 @@ void MigrateAndVerify(const guest_cfg &cfg, const Opts &o, const std::string &ho
 	ASSERT_EQ(0, rdmig_migrate(src.s, dest.Uri().c_str())) << rdmig_last_error(src.s);
 
 	rdmig_status st;
-	ASSERT_EQ(0, rdmig_wait(src.s, 120000, &st));
+	ASSERT_EQ(0, rdmig_wait(src.s, 300000, &st));
 	ASSERT_EQ(RDMIG_STATUS_COMPLETED, st) << rdmig_last_error(src.s);
 	struct guest_counters gc;
 	guest_counters(src.g, &gc);
@@ -90,19 +96,19 @@ void MigrateAndVerify(const guest_cfg &cfg, const Opts &o, const std::string &ho
 		<< "zero pages were sent as data";
 }
 
-TEST(Migrate, TwoChannels64MiBUnderLoad)
+TEST_F(Migrate, TwoChannels64MiBUnderLoad)
 {
 	MigrateAndVerify(DefaultGuest(64, 16), Opts{}, TestHost());
 }
 
-TEST(Migrate, OneChannel)
+TEST_F(Migrate, OneChannel)
 {
 	Opts o;
 	o.channels = 1;
 	MigrateAndVerify(DefaultGuest(32, 16), o, TestHost());
 }
 
-TEST(Migrate, FourChannelsHotSet)
+TEST_F(Migrate, FourChannelsHotSet)
 {
 	guest_cfg c = DefaultGuest(96, 32);
 	c.pattern = GUEST_HOTSET;
@@ -113,7 +119,7 @@ TEST(Migrate, FourChannelsHotSet)
 	MigrateAndVerify(c, o, TestHost());
 }
 
-TEST(Migrate, LargestChunkSequentialSweep)
+TEST_F(Migrate, LargestChunkSequentialSweep)
 {
 	guest_cfg c = DefaultGuest(48, 16);
 	c.pattern = GUEST_SEQ;
@@ -122,12 +128,12 @@ TEST(Migrate, LargestChunkSequentialSweep)
 	MigrateAndVerify(c, o, TestHost());
 }
 
-TEST(Migrate, IPv6)
+TEST_F(Migrate, IPv6)
 {
 	MigrateAndVerify(DefaultGuest(16, 8), Opts{}, TestHost(true));
 }
 
-TEST(Migrate, ManyBlocksOfMixedSizes)
+TEST_F(Migrate, ManyBlocksOfMixedSizes)
 {
 	guest_cfg c = DefaultGuest(64, 8);
 	c.nblocks = 64; /* one of 32 MiB, 63 of ~0.5 MiB */
@@ -135,7 +141,7 @@ TEST(Migrate, ManyBlocksOfMixedSizes)
 	MigrateAndVerify(c, Opts{}, TestHost());
 }
 
-TEST(Migrate, CancelMidMigration)
+TEST_F(Migrate, CancelMidMigration)
 {
 	guest_cfg cfg = DefaultGuest(64, 8);
 	DestProcess dest;
@@ -164,7 +170,7 @@ TEST(Migrate, CancelMidMigration)
 	EXPECT_EQ(0u, r.starts) << "a cancelled destination must never start";
 }
 
-TEST(Migrate, MismatchedBlocksFailBeforeRam)
+TEST_F(Migrate, MismatchedBlocksFailBeforeRam)
 {
 	guest_cfg scfg = DefaultGuest(32, 0);
 	guest_cfg dcfg = scfg;
@@ -189,7 +195,7 @@ TEST(Migrate, MismatchedBlocksFailBeforeRam)
 	EXPECT_EQ(0u, r.starts);
 }
 
-TEST(Migrate, DestinationKilledSourceResumes)
+TEST_F(Migrate, DestinationKilledSourceResumes)
 {
 	guest_cfg cfg = DefaultGuest(64, 8);
 	DestProcess dest;
@@ -220,7 +226,7 @@ TEST(Migrate, DestinationKilledSourceResumes)
 }
 
 /* The guest dirties faster than max-bandwidth drains: only a throttle ends it. */
-TEST(Migrate, NoConvergenceWithoutAutoConverge)
+TEST_F(Migrate, NoConvergenceWithoutAutoConverge)
 {
 	guest_cfg cfg = DefaultGuest(32, 64);
 	cfg.pattern = GUEST_HOTSET;
@@ -250,7 +256,7 @@ TEST(Migrate, NoConvergenceWithoutAutoConverge)
 	EXPECT_EQ(0u, r.starts);
 }
 
-TEST(Migrate, AutoConvergeThrottlesUntilItFits)
+TEST_F(Migrate, AutoConvergeThrottlesUntilItFits)
 {
 	guest_cfg cfg = DefaultGuest(32, 64);
 	cfg.pattern = GUEST_HOTSET;
@@ -269,7 +275,7 @@ TEST(Migrate, AutoConvergeThrottlesUntilItFits)
 	ASSERT_EQ(0, guest_start_workload(src.g));
 	ASSERT_EQ(0, rdmig_migrate(src.s, dest.Uri().c_str()));
 	rdmig_status st;
-	ASSERT_EQ(0, rdmig_wait(src.s, 120000, &st));
+	ASSERT_EQ(0, rdmig_wait(src.s, 300000, &st));
 	ASSERT_EQ(RDMIG_STATUS_COMPLETED, st) << rdmig_last_error(src.s);
 	rdmig_stats stats;
 	rdmig_query(src.s, &stats);
@@ -285,7 +291,7 @@ TEST(Migrate, AutoConvergeThrottlesUntilItFits)
 }
 
 /* Garbage at a listening destination is refused; a real source still gets in. */
-TEST(Migrate, GarbageToListenerIsRefused)
+TEST_F(Migrate, GarbageToListenerIsRefused)
 {
 	if (TestTransport() != "tcp")
 		GTEST_SKIP() << "raw bytes to a listener are a tcp matter";
@@ -324,7 +330,7 @@ TEST(Migrate, GarbageToListenerIsRefused)
 		EXPECT_EQ(guest_block_crc(src.g, i), r.crc[i]);
 }
 
-TEST(Migrate, NoListenerIsAClearError)
+TEST_F(Migrate, NoListenerIsAClearError)
 {
 	guest_cfg cfg = DefaultGuest(8, 0);
 	Source src;

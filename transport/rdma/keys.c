@@ -39,7 +39,7 @@ static int open_pin(struct rdm_rdma *r, int access)
 	return ret;
 }
 
-/* Destination, pin-all: every piece of every block, in as few messages as fit. */
+/* Destination (lock held), pin-all: every piece of every block, in as few messages as fit. */
 static int send_all_keys(struct rdm_rdma *r)
 {
 	struct rdm_rdma_key *keys = calloc(RDM_RDMA_KEYS_MAX, sizeof(*keys));
@@ -62,18 +62,14 @@ static int send_all_keys(struct rdm_rdma *r)
 			off = start + k.len;
 			if (n == RDM_RDMA_KEYS_MAX) {
 				m.u.keys = (struct rdm_rdma_keys){n, keys, NULL};
-				pthread_mutex_lock(&r->lock);
 				ret = rt_ctrl_send_msg(r, &m);
-				pthread_mutex_unlock(&r->lock);
 				n = 0;
 			}
 		}
 	}
 	if (!ret && n) {
 		m.u.keys = (struct rdm_rdma_keys){n, keys, NULL};
-		pthread_mutex_lock(&r->lock);
 		ret = rt_ctrl_send_msg(r, &m);
-		pthread_mutex_unlock(&r->lock);
 	}
 	free(keys);
 	return ret;
@@ -81,12 +77,19 @@ static int send_all_keys(struct rdm_rdma *r)
 
 static int dest_setup(struct rdm_rdma *r)
 {
+	/* Keys go out when the source asks (an empty RDMA_REG): it is ready for them then. */
+	return open_pin(r, IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_REMOTE_WRITE);
+}
+
+/* Lock held: the source's first, empty RDMA_REG. */
+static int dest_start(struct rdm_rdma *r)
+{
 	struct rdm_msg m = {.type = RDM_MSG_RDMA_READY};
 	int ret;
 
-	ret = open_pin(r, IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_REMOTE_WRITE);
-	if (ret)
-		return ret;
+	if (r->ready)
+		return rt_fail(r, -EPROTO, "registration started twice");
+	r->ready = true;
 	if (r->pin_all) {
 		ret = send_all_keys(r);
 		if (ret)
@@ -100,10 +103,7 @@ static int dest_setup(struct rdm_rdma *r)
 
 		m.u.ready.budget = m.u.ready.budget > ctrl ? m.u.ready.budget - ctrl : 0;
 	}
-	pthread_mutex_lock(&r->lock);
-	ret = rt_ctrl_send_msg(r, &m);
-	pthread_mutex_unlock(&r->lock);
-	return ret;
+	return rt_ctrl_send_msg(r, &m);
 }
 
 /* Lock held: an ERROR already queued for the core explains a stalled setup. */
@@ -120,6 +120,7 @@ static int peer_error(struct rdm_rdma *r)
 static int source_setup(struct rdm_rdma *r)
 {
 	uint64_t deadline = rt_now_ms() + (uint64_t)r->timeout_ms;
+	struct rdm_msg m = {.type = RDM_MSG_RDMA_REG};
 	int ret;
 
 	r->nchunks = calloc(r->nblocks, sizeof(*r->nchunks));
@@ -136,7 +137,9 @@ static int source_setup(struct rdm_rdma *r)
 	if (ret)
 		return ret;
 	pthread_mutex_lock(&r->lock);
-	while (!r->ready && !r->error && !(ret = peer_error(r))) {
+	m.u.reg = (struct rdm_rdma_reg){0, 0, NULL, NULL};
+	ret = rt_ctrl_send_msg(r, &m);
+	while (!ret && !r->ready && !r->error && !(ret = peer_error(r))) {
 		struct timespec ts;
 
 		if (rt_now_ms() >= deadline) {
@@ -304,7 +307,11 @@ static int on_reg(struct rdm_rdma *r, const struct rdm_rdma_reg *rq)
 	uint32_t n = 0;
 	int ret;
 
-	if (r->source || r->pin_all || rq->nreg > 2 * RT_PREFETCH)
+	if (r->source)
+		return rt_fail(r, -EPROTO, "unexpected registration request");
+	if (!rq->nreg && !rq->ndrop)
+		return dest_start(r);
+	if (r->pin_all || !r->ready || rq->nreg > 2 * RT_PREFETCH)
 		return rt_fail(r, -EPROTO, "unexpected registration request");
 	for (uint32_t i = 0; i < rq->nreg + rq->ndrop; i++) {
 		struct rdm_rdma_chunk c;

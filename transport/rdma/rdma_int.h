@@ -35,7 +35,7 @@
 #include "pin/pin.h"
 #include "transport/transport.h"
 
-#define RT_MAX_MSG (256u << 10)  /* largest control frame */
+#define RT_MAX_MSG RDM_TP_MAX_MSG /* largest control frame */
 #define RT_CREDITS 32u           /* control receives the peer may fill */
 #define RT_RESERVE 8u            /* extra receives for credit-only messages */
 #define RT_SLOTS 16u             /* control send slots */
@@ -132,7 +132,7 @@ struct rdm_rdma {
 	struct rdm_tp_block *blocks;
 	unsigned nblocks;
 	struct rdm_pin *pin;
-	bool ready;           /* source: destination keys/budget received */
+	bool ready;           /* source: keys and budget received; destination: asked for them */
 	uint64_t peer_budget; /* destination's registration budget */
 	uint64_t remote_bytes;
 	struct rt_rkey **remote; /* source: [block][chunk] */
