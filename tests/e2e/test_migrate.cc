@@ -71,14 +71,14 @@ void MigrateAndVerify(const guest_cfg &cfg, const Opts &o, const std::string &ho
 
 	rdmig_status st;
 	ASSERT_EQ(0, rdmig_wait(src.s, 300000, &st));
-	ASSERT_EQ(RDMIG_STATUS_COMPLETED, st) << rdmig_last_error(src.s);
+	PeerResult r;
+	ASSERT_TRUE(dest.Result(&r));
+	ASSERT_EQ(RDMIG_STATUS_COMPLETED, st) << rdmig_last_error(src.s) << "; destination: " << r.error;
+	ASSERT_EQ(RDMIG_STATUS_COMPLETED, r.status) << r.error;
 	struct guest_counters gc;
 	guest_counters(src.g, &gc);
 	EXPECT_FALSE(gc.running) << "source VM must stay stopped after completion";
 
-	PeerResult r;
-	ASSERT_TRUE(dest.Result(&r));
-	ASSERT_EQ(RDMIG_STATUS_COMPLETED, r.status) << r.error;
 	EXPECT_EQ(1u, r.starts) << "destination VM started once";
 	ASSERT_EQ(guest_nblocks(src.g), r.nblocks);
 	for (unsigned i = 0; i < r.nblocks; i++)

@@ -278,7 +278,10 @@ static void *cm_main(void *arg)
 			continue;
 		switch (ev->event) {
 		case RDMA_CM_EVENT_DISCONNECTED:
-			rt_fail(r, -ECONNRESET, "peer disconnected");
+			/* The progress thread fails us once it has delivered what came first. */
+			pthread_mutex_lock(&r->lock);
+			r->hangup = true;
+			pthread_mutex_unlock(&r->lock);
 			break;
 		case RDMA_CM_EVENT_DEVICE_REMOVAL:
 			rt_fail(r, -ENODEV, "RDMA device removed");

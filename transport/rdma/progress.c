@@ -53,6 +53,16 @@ static void drain(struct rdm_rdma *r, struct ibv_cq *cq, struct rt_qp *q)
 		rt_fail(r, -EIO, "polling a completion queue failed");
 }
 
+static void drain_all(struct rdm_rdma *r)
+{
+	drain(r, r->ctrl.rcq, &r->ctrl);
+	drain(r, r->ctrl.scq, &r->ctrl);
+	for (unsigned i = 0; i < r->ndata; i++) {
+		drain(r, r->data[i].rcq, &r->data[i]);
+		drain(r, r->data[i].scq, &r->data[i]);
+	}
+}
+
 static void *progress_main(void *arg)
 {
 	struct rdm_rdma *r = arg;
@@ -64,11 +74,16 @@ static void *progress_main(void *arg)
 		void *ctx;
 
 		pthread_mutex_lock(&r->lock);
-		bool stop = r->stopping;
+		bool stop = r->stopping, hangup = r->hangup;
 		pthread_mutex_unlock(&r->lock);
 		if (stop)
 			break;
-		if (poll(&pfd, 1, 100) <= 0)
+		if (hangup) {
+			/* Messages the peer sent before it hung up are delivered first. */
+			drain_all(r);
+			rt_fail(r, -ECONNRESET, "peer disconnected");
+		}
+		if (poll(&pfd, 1, hangup ? 20 : 100) <= 0)
 			continue;
 		while (ibv_get_cq_event(r->cch, &cq, &ctx) == 0) {
 			ibv_ack_cq_events(cq, 1);

@@ -116,10 +116,27 @@ err_r:
 	return NULL;
 }
 
+/* Messages already handed to send() reach the peer before we hang up. */
+static void flush_sends(struct rdm_rdma *r)
+{
+	uint64_t deadline = rt_now_ms() + 2000;
+
+	pthread_mutex_lock(&r->lock);
+	while (!r->error && r->progress_started && (r->done != r->fill || r->outq) &&
+	       rt_now_ms() < deadline) {
+		struct timespec ts;
+
+		rt_slice(&ts, 20);
+		pthread_cond_timedwait(&r->cond, &r->lock, &ts);
+	}
+	pthread_mutex_unlock(&r->lock);
+}
+
 void rt_free(struct rdm_rdma *r)
 {
 	if (!r)
 		return;
+	flush_sends(r);
 	pthread_mutex_lock(&r->lock);
 	r->stopping = true;
 	pthread_cond_broadcast(&r->cond);

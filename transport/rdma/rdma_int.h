@@ -110,6 +110,7 @@ struct rdm_rdma {
 	pthread_cond_t cond;
 	int error;     /* first failure; every later call returns it */
 	bool stopping; /* close() in progress */
+	bool hangup;   /* the peer disconnected (CM thread -> progress thread) */
 	pthread_t progress, cmthread;
 	bool progress_started, cm_started;
 
