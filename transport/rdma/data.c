@@ -17,7 +17,11 @@ static int wait_room(struct rdm_rdma *r, struct rt_qp *q, unsigned n)
 {
 	uint64_t deadline = rt_now_ms() + (uint64_t)r->timeout_ms;
 
-	while (!r->error && q->posted - q->completed + n > RT_SQ_DEPTH) {
+	/* Bounded bytes in flight: a pass ends when its data is nearly out, so the
+	 * bandwidth and downtime estimates see the link, not the queue. */
+	while (!r->error && (q->posted - q->completed + n > RT_SQ_DEPTH ||
+			     (q->posted != q->completed &&
+			      q->posted_bytes - q->completed_bytes > RT_INFLIGHT))) {
 		struct timespec ts;
 
 		if (rt_now_ms() >= deadline)
@@ -49,6 +53,8 @@ static int post_batch(struct rdm_rdma *r, struct rt_qp *q)
 		return rt_fail(r, ret, "posting %u writes on data queue %u: %s", q->nbatch,
 			       q->index, strerror(-ret));
 	q->posted += q->nbatch;
+	q->posted_bytes += q->queued_bytes;
+	q->queued_bytes = 0;
 	q->nbatch = 0;
 	return 0;
 }
@@ -68,13 +74,18 @@ static int add_wr(struct rdm_rdma *r, struct rt_qp *q, uint64_t laddr, uint32_t 
 	wr->wr.rdma.remote_addr = raddr;
 	wr->wr.rdma.rkey = rkey;
 	/* Selective signaling: one completion covers the WRs before it. */
-	if (++q->since_signal >= RT_SIGNAL_EVERY || signal) {
+	q->unsignaled_bytes += len;
+	if (++q->since_signal >= RT_SIGNAL_EVERY || q->unsignaled_bytes >= RT_SIGNAL_BYTES ||
+	    signal) {
 		wr->send_flags = IBV_SEND_SIGNALED;
 		q->since_signal = 0;
+		q->unsignaled_bytes = 0;
 	}
 	pthread_mutex_lock(&r->lock);
 	q->last_gseq = ++r->gseq;
-	q->ring[(q->posted + q->nbatch + 1) % RT_RING] = q->last_gseq;
+	q->queued_bytes += len;
+	q->ring[(q->posted + q->nbatch + 1) % RT_RING] =
+		(struct rt_mark){q->last_gseq, q->posted_bytes + q->queued_bytes};
 	q->nbatch++;
 	if (q->nbatch == RT_BATCH)
 		ret = post_batch(r, q);
@@ -164,7 +175,8 @@ int rt_fence(struct rdm_tp *t, uint64_t seq)
 		wr->send_flags = IBV_SEND_SIGNALED;
 		wr->imm_data = htonl((uint32_t)seq);
 		q->since_signal = 0;
-		q->ring[(q->posted + 1) % RT_RING] = q->last_gseq;
+		q->unsignaled_bytes = 0;
+		q->ring[(q->posted + 1) % RT_RING] = (struct rt_mark){q->last_gseq, q->posted_bytes};
 		q->nbatch = 1;
 		ret = post_batch(r, q);
 	}
@@ -221,7 +233,8 @@ int rt_data_on_send(struct rdm_rdma *r, struct rt_qp *q, const struct ibv_wc *wc
 	/* RC completes in order: WR wr_id and everything before it are done. */
 	if (wc->wr_id > q->completed) {
 		q->completed = wc->wr_id;
-		q->done_gseq = q->ring[wc->wr_id % RT_RING];
+		q->done_gseq = q->ring[wc->wr_id % RT_RING].gseq;
+		q->completed_bytes = q->ring[wc->wr_id % RT_RING].bytes;
 	}
 	rdm_pin_idle_upto(r->pin, rt_idle_gseq(r));
 	pthread_cond_broadcast(&r->cond);

@@ -64,7 +64,7 @@ uint64_t rt_idle_gseq(struct rdm_rdma *r)
 		uint64_t c;
 
 		if (q->nbatch)
-			c = q->ring[(q->posted + 1) % RT_RING] - 1; /* before the first unposted */
+			c = q->ring[(q->posted + 1) % RT_RING].gseq - 1; /* before the first unposted */
 		else if (q->posted == q->completed)
 			continue;
 		else
@@ -87,7 +87,7 @@ struct rdm_rdma *rt_alloc(const struct rdm_tp_opts *o, bool source, unsigned nda
 	if (!r->data)
 		goto err_r;
 	for (unsigned i = 0; i < ndata; i++) {
-		r->data[i].ring = calloc(RT_RING, sizeof(uint64_t));
+		r->data[i].ring = calloc(RT_RING, sizeof(struct rt_mark));
 		if (!r->data[i].ring)
 			goto err_data;
 		r->data[i].index = i + 1;

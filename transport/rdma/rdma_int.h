@@ -11,7 +11,7 @@
  * Data: RDMA WRITEs from the source's registered memory straight into the
  * destination's, chunk k of block b always on data QP (b + k) % channels (so
  * two writes to the same bytes land in order), chained and posted per batch,
- * one in RDM_RDMA_SIGNAL_EVERY signaled. A fence is a zero-length
+ * one in RT_SIGNAL_EVERY (or RT_SIGNAL_BYTES) signaled. A fence is a zero-length
  * WRITE_WITH_IMM(seq) on every data QP: RC places it after that QP's writes,
  * so the destination knows iteration seq is in memory once every QP's fence
  * has arrived — no drain of the send queues.
@@ -41,7 +41,9 @@
 #define RT_SLOTS 16u             /* control send slots */
 #define RT_SQ_DEPTH 1024u        /* data send queue depth (>= 512) */
 #define RT_BATCH 32u             /* WRs chained per ibv_post_send */
-#define RT_SIGNAL_EVERY 64u      /* selective signaling */
+#define RT_SIGNAL_EVERY 64u       /* selective signaling: every 64 WRs ... */
+#define RT_SIGNAL_BYTES (256u << 10) /* ... or 256 KiB, whichever comes first */
+#define RT_INFLIGHT (2u << 20)    /* bytes in flight per data QP: keeps the send time honest */
 #define RT_MAX_WR (1u << 20)     /* bytes per WRITE (rxe's max_msg_sz is not to be trusted) */
 #define RT_FENCE_RECVS 64u       /* receives posted for fence immediates per data QP */
 #define RT_RING 2048u              /* > send queue depth */
@@ -52,6 +54,12 @@
 #define RT_WR_SLOT 0x2000000ull
 #define RT_WR_CREDIT 0x3000000ull
 #define RT_WR_FENCE 0x4000000ull
+
+/* What has been posted on a data QP up to and including one WR. */
+struct rt_mark {
+	uint64_t gseq;  /* global seq of that WR */
+	uint64_t bytes; /* bytes posted on the QP so far */
+};
 
 /* A remote chunk as the source sees it. */
 struct rt_rkey {
@@ -72,11 +80,13 @@ struct rt_qp {
 	struct ibv_sge sge[RT_BATCH];
 	unsigned nbatch;
 	unsigned since_signal;
+	uint64_t unsignaled_bytes;
 	uint64_t posted;    /* WRs posted */
 	uint64_t completed; /* WRs known complete (a signaled one completes all before it) */
 	uint64_t done_gseq; /* global seq of the last completed WR */
 	uint64_t last_gseq; /* global seq of the last posted WR */
-	uint64_t *ring;     /* gseq of WR n at n % RT_RING: what a completion of n covers */
+	struct rt_mark *ring; /* WR n at n % RT_RING: what a completion of n covers */
+	uint64_t posted_bytes, completed_bytes, queued_bytes; /* queued: in the batch */
 	/* destination data QP */
 	uint64_t fence_seq;
 };
