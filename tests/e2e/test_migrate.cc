@@ -9,6 +9,7 @@
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -345,6 +346,41 @@ TEST_F(Migrate, NoListenerIsAClearError)
 	struct guest_counters gc;
 	guest_counters(src.g, &gc);
 	EXPECT_EQ(0u, gc.stops) << "the VM must not stop when nothing was connected";
+}
+
+/* Pin-all that cannot fit under RLIMIT_MEMLOCK fails before pinning, naming both numbers. */
+TEST_F(Migrate, MemlockTooLowForPinAll)
+{
+	if (TestTransport() != "rdma")
+		GTEST_SKIP() << "memory is pinned by the rdma transport only";
+	guest_cfg cfg = DefaultGuest(32, 4);
+	DestProcess dest;
+	ASSERT_TRUE(dest.Spawn(cfg, TestHost()));
+	Source src;
+	ASSERT_TRUE(src.Create(cfg));
+	ASSERT_EQ(0, rdmig_set_capability(src.s, RDMIG_CAP_RDMA_PIN_ALL, true));
+	struct rlimit old, low;
+	ASSERT_EQ(0, getrlimit(RLIMIT_MEMLOCK, &old));
+	low = old;
+	low.rlim_cur = 16 << 20; /* half the guest, more than the control buffers */
+	ASSERT_EQ(0, setrlimit(RLIMIT_MEMLOCK, &low));
+	ASSERT_EQ(0, guest_start_workload(src.g));
+	ASSERT_EQ(0, rdmig_migrate(src.s, dest.Uri().c_str()));
+	rdmig_status st;
+	int wret = rdmig_wait(src.s, 60000, &st);
+	setrlimit(RLIMIT_MEMLOCK, &old);
+	ASSERT_EQ(0, wret);
+	EXPECT_EQ(RDMIG_STATUS_FAILED, st);
+	std::string err = rdmig_last_error(src.s);
+	EXPECT_NE(std::string::npos, err.find("memlock limit is 16777216")) << err;
+	EXPECT_NE(std::string::npos, err.find("33554432")) << err;
+	struct guest_counters gc;
+	guest_counters(src.g, &gc);
+	EXPECT_TRUE(gc.running);
+	PeerResult r;
+	ASSERT_TRUE(dest.Result(&r, 60000));
+	EXPECT_NE(RDMIG_STATUS_COMPLETED, r.status);
+	EXPECT_EQ(0u, r.starts);
 }
 
 } // namespace

@@ -121,16 +121,17 @@ int rt_write(struct rdm_tp *t, unsigned block, uint64_t off, uint64_t len)
 		uint64_t k = off / r->chunk, end = (k + 1) * r->chunk;
 		uint64_t piece = end - off < len ? end - off : len;
 		struct rt_qp *q = &r->data[(block + k) % r->ndata];
+		char why[RDM_TP_ERRLEN];
 		struct rdm_pin_key lk;
 		struct rt_rkey *rk;
 
 		ret = rt_keys_get(r, block, off, &rk);
 		if (ret)
 			return ret;
-		ret = rdm_pin_get(r->pin, block, off, piece, &lk, t->err, sizeof(t->err));
+		ret = rdm_pin_get(r->pin, block, off, piece, &lk, why, sizeof(why));
 		if (ret)
 			return rt_fail(r, ret, "registering %s+%llu: %s", b->name,
-				       (unsigned long long)off, t->err);
+				       (unsigned long long)off, why);
 		for (uint64_t done = 0; done < piece;) {
 			uint32_t n = piece - done > RT_MAX_WR ? RT_MAX_WR : (uint32_t)(piece - done);
 			uint64_t at = off + done;

@@ -26,6 +26,7 @@ static int open_pin(struct rdm_rdma *r, int access)
 	struct rdm_pin_opts po = {.size = sizeof(po), .pin_all = r->pin_all,
 				  .chunk_size = r->chunk, .access = access};
 	struct rdm_pin_region *rg;
+	char err[RDM_TP_ERRLEN] = "";
 	int ret;
 
 	rg = calloc(r->nblocks, sizeof(*rg));
@@ -33,10 +34,9 @@ static int open_pin(struct rdm_rdma *r, int access)
 		return -ENOMEM;
 	for (unsigned i = 0; i < r->nblocks; i++)
 		rg[i] = (struct rdm_pin_region){r->blocks[i].host, r->blocks[i].len};
-	ret = rdm_pin_create(r->pd, rg, r->nblocks, &po, &r->pin, r->base.err,
-			     sizeof(r->base.err));
+	ret = rdm_pin_create(r->pd, rg, r->nblocks, &po, &r->pin, err, sizeof(err));
 	free(rg);
-	return ret;
+	return ret ? rt_fail(r, ret, "%s", err) : 0;
 }
 
 /* Destination (lock held), pin-all: every piece of every block, in as few messages as fit. */
@@ -51,12 +51,15 @@ static int send_all_keys(struct rdm_rdma *r)
 		return -ENOMEM;
 	for (unsigned b = 0; b < r->nblocks && !ret; b++) {
 		for (uint64_t off = 0; off < r->blocks[b].len && !ret;) {
+			char why[RDM_TP_ERRLEN];
 			struct rdm_pin_key k;
 			uint64_t start;
 
-			ret = rdm_pin_get(r->pin, b, off, 1, &k, r->base.err, sizeof(r->base.err));
-			if (ret)
+			ret = rdm_pin_get(r->pin, b, off, 1, &k, why, sizeof(why));
+			if (ret) {
+				rt_fail(r, ret, "%s", why);
 				break;
+			}
 			start = k.addr - (uintptr_t)r->blocks[b].host;
 			keys[n++] = (struct rdm_rdma_key){b, start, k.len, k.addr, k.rkey};
 			off = start + k.len;
@@ -333,14 +336,15 @@ static int on_reg(struct rdm_rdma *r, const struct rdm_rdma_reg *rq)
 	}
 	for (uint32_t i = 0; i < rq->nreg; i++) {
 		struct rdm_rdma_chunk c;
+		char why[RDM_TP_ERRLEN];
 		struct rdm_pin_key k;
 
 		rdm_rdma_reg_get(rq, i, &c);
-		ret = rdm_pin_get(r->pin, c.block, c.offset, 1, &k, r->base.err,
-				  sizeof(r->base.err));
+
+		ret = rdm_pin_get(r->pin, c.block, c.offset, 1, &k, why, sizeof(why));
 		if (ret)
 			return rt_fail(r, ret, "registering block %u +%llu: %s", c.block,
-				       (unsigned long long)c.offset, r->base.err);
+				       (unsigned long long)c.offset, why);
 		keys[n++] = (struct rdm_rdma_key){c.block, c.offset, k.len, k.addr, k.rkey};
 	}
 	m.u.keys = (struct rdm_rdma_keys){n, keys, NULL};

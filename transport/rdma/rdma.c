@@ -219,7 +219,7 @@ static int rt_set_blocks(struct rdm_tp *t, const struct rdm_tp_block *b, unsigne
 		return -ENOMEM;
 	ret = rt_keys_setup(r);
 	if (ret && !r->error)
-		rt_fail(r, ret, "%s", t->err[0] ? t->err : strerror(-ret));
+		rt_fail(r, ret, "registration setup: %s", strerror(-ret));
 	return ret;
 }
 
