@@ -48,7 +48,15 @@ struct guest {
 	uint8_t *devstate;
 	uint32_t devstate_len;
 	bool devstate_loaded;
+	struct track *track; /* NULL: the workload logs its own writes */
 };
+
+static char last_error[256];
+
+const char *guest_error(void)
+{
+	return last_error;
+}
 
 static uint64_t xorshift(uint64_t *s)
 {
@@ -142,6 +150,19 @@ int guest_create(const struct guest_cfg *cfg, bool dest, struct guest **out)
 			g->devstate[i] = (uint8_t)xorshift(&r);
 	}
 	atomic_store(&g->paused, false);
+	if (!dest && cfg->tracker != TRACK_COOP) {
+		struct track_region tr[g->nblocks];
+
+		for (unsigned i = 0; i < g->nblocks; i++)
+			tr[i] = (struct track_region){g->blocks[i].host, g->blocks[i].len,
+						      cfg->page_size};
+		ret = track_create(cfg->tracker, tr, g->nblocks, &g->track, last_error,
+				   sizeof(last_error));
+		if (ret) {
+			free(g->devstate);
+			goto err_blocks;
+		}
+	}
 	*out = g;
 	return 0;
 
@@ -162,6 +183,7 @@ void guest_destroy(struct guest *g)
 	if (!g)
 		return;
 	guest_stop_workload(g);
+	track_destroy(g->track);
 	for (unsigned i = 0; i < g->nblocks; i++) {
 		munmap(g->blocks[i].host, g->blocks[i].len);
 		free((void *)g->blocks[i].log);
@@ -232,7 +254,9 @@ static void dirty_page(struct guest *g, uint64_t gpage, uint64_t val)
 
 	for (unsigned i = 0; i < 8; i++)
 		memcpy(p + off + i * 8, &val, 8);
-	atomic_fetch_or_explicit(&b->log[gpage / 64], 1ull << (gpage % 64), memory_order_release);
+	if (!g->track)
+		atomic_fetch_or_explicit(&b->log[gpage / 64], 1ull << (gpage % 64),
+					 memory_order_release);
 }
 
 static void *worker_main(void *arg)
@@ -324,13 +348,36 @@ void guest_stop_workload(struct guest *g)
 	g->workload_running = false;
 }
 
+/* Hold every writer out of guest memory (a Dekker pair with worker_main). */
+static void hold_writers(struct guest *g)
+{
+	atomic_store(&g->paused, true);
+	for (unsigned i = 0; g->workload_running && i < g->cfg.threads; i++)
+		while (atomic_load(&g->workers[i].in_write))
+			sleep_ns(10000);
+}
+
 static int cb_dirty_log(void *opaque, unsigned block, uint64_t *bitmap, uint64_t npages)
 {
 	struct guest *g = opaque;
 	struct gblock *b;
+	int ret;
 
 	if (block >= g->nblocks || npages != g->blocks[block].npages)
 		return -EINVAL;
+	if (g->track) {
+		/* One snapshot per sync, at its first block, with the vCPUs held briefly. */
+		if (block == 0 && track_needs_pause(g->track)) {
+			bool was = atomic_load(&g->paused);
+
+			hold_writers(g);
+			ret = track_snapshot(g->track);
+			atomic_store(&g->paused, was);
+			if (ret)
+				return ret;
+		}
+		return track_collect(g->track, block, bitmap, npages);
+	}
 	b = &g->blocks[block];
 	for (uint64_t w = 0; w < (npages + 63) / 64; w++) {
 		if (atomic_load_explicit(&b->log[w], memory_order_relaxed))
@@ -344,10 +391,7 @@ static int cb_vm_stop(void *opaque)
 {
 	struct guest *g = opaque;
 
-	atomic_store(&g->paused, true);
-	for (unsigned i = 0; g->workload_running && i < g->cfg.threads; i++)
-		while (atomic_load(&g->workers[i].in_write))
-			sleep_ns(10000);
+	hold_writers(g);
 	atomic_fetch_add(&g->stops, 1);
 	return 0;
 }

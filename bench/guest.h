@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "rdmig/rdmig.h"
+#include "track.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -35,12 +36,18 @@ struct guest_cfg {
 	unsigned threads;     /* workload threads, >= 1 */
 	uint64_t seed;
 	uint32_t devstate_bytes; /* size of the device state blob */
+	enum track_kind tracker; /* how the source's dirty log is kept */
 };
 
 struct guest;
 
-/* Source guest: RAM filled with the mix. dest = true: same layout, all zero. */
+/*
+ * Source guest: RAM filled with the mix, dirty log kept by cfg->tracker.
+ * dest = true: same layout, all zero, no tracking. err says why on failure.
+ */
 int guest_create(const struct guest_cfg *cfg, bool dest, struct guest **out);
+/* Why the last guest_create() failed, when it was the tracker. */
+const char *guest_error(void);
 void guest_destroy(struct guest *g);
 
 /* rdmig_add_block() for every block (names ram0, ram1, ...). */

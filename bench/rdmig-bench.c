@@ -50,6 +50,7 @@ static void usage(FILE *f)
 		"  --pattern random|seq|hotset  --hot MiB  --threads N\n"
 		"  --channels N --chunk KiB --pin-all --max-bandwidth MiB/s\n"
 		"  --downtime-limit ms --auto-converge --timeout s (300)\n"
+		"  --dirty-tracker coop|soft-dirty|uffd-wp  how the guest's dirty log is kept (coop)\n"
 		"  --json                    print the report as JSON\n");
 }
 
@@ -63,7 +64,7 @@ static int parse(int argc, char **argv, struct bench *b)
 		{"channels", 1, 0, 'c'}, {"chunk", 1, 0, 'k'}, {"pin-all", 0, 0, 'A'},
 		{"max-bandwidth", 1, 0, 'B'}, {"downtime-limit", 1, 0, 'D'},
 		{"auto-converge", 0, 0, 'a'}, {"timeout", 1, 0, 'w'}, {"json", 0, 0, 'j'},
-		{"help", 0, 0, 'h'}, {0, 0, 0, 0}};
+		{"dirty-tracker", 1, 0, 'y'}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
 	int c;
 
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -90,6 +91,12 @@ static int parse(int argc, char **argv, struct bench *b)
 		case 'a': b->auto_converge = true; break;
 		case 'w': b->timeout_s = v; break;
 		case 'j': b->json = true; break;
+		case 'y':
+			if (track_from_name(optarg, &b->g.tracker)) {
+				fprintf(stderr, "rdmig-bench: unknown dirty tracker %s\n", optarg);
+				return -EINVAL;
+			}
+			break;
 		case 'h': usage(stdout); exit(0);
 		default: return -EINVAL;
 		}
@@ -222,7 +229,8 @@ static int run_source(const struct bench *b, uint16_t port, int fd, pid_t child)
 	struct bench_report rep = {.transport = b->transport, .channels = b->channels,
 				   .chunk = b->chunk, .pin_all = b->pin_all,
 				   .ram_bytes = b->g.ram_bytes, .dirty_rate = b->g.dirty_rate,
-				   .pattern = b->pattern, .dest_status = RDMIG_STATUS_NONE};
+				   .pattern = b->pattern, .tracker = track_name(b->g.tracker),
+				   .dest_status = RDMIG_STATUS_NONE};
 	struct dest_report *dr = calloc(1, sizeof(*dr));
 	struct rdmig_callbacks cb;
 	rdmig_session *s = NULL;
@@ -237,7 +245,8 @@ static int run_source(const struct bench *b, uint16_t port, int fd, pid_t child)
 		return -ENOMEM;
 	ret = guest_create(&b->g, false, &g);
 	if (ret) {
-		fprintf(stderr, "rdmig-bench: cannot create the guest: %s\n", strerror(-ret));
+		fprintf(stderr, "rdmig-bench: cannot create the guest: %s\n",
+			guest_error()[0] ? guest_error() : strerror(-ret));
 		goto out;
 	}
 	guest_callbacks(g, &cb);

@@ -15,10 +15,10 @@ void bench_print_table(FILE *f, const struct bench_report *r)
 	const struct rdmig_stats *s = &r->src;
 
 	fprintf(f, "rdmig-bench: %s, %u channel%s, chunk %llu KiB%s, %.0f MiB RAM, "
-		   "dirtying %.0f MiB/s (%s)\n",
+		   "dirtying %.0f MiB/s (%s, tracked by %s)\n",
 		r->transport, r->channels, r->channels == 1 ? "" : "s",
 		(unsigned long long)(r->chunk >> 10), r->pin_all ? ", pin-all" : "",
-		(double)r->ram_bytes / MIB, (double)r->dirty_rate / MIB, r->pattern);
+		(double)r->ram_bytes / MIB, (double)r->dirty_rate / MIB, r->pattern, r->tracker);
 	fprintf(f, "  %-22s %s\n", "status", rdmig_status_name(s->status));
 	fprintf(f, "  %-22s %s\n", "destination", rdmig_status_name(r->dest_status));
 	fprintf(f, "  %-22s %llu ms\n", "total time", (unsigned long long)s->total_time_ms);
@@ -59,10 +59,11 @@ void bench_print_json(FILE *f, const struct bench_report *r)
 	const struct rdmig_stats *s = &r->src;
 
 	fprintf(f, "{\"transport\": \"%s\", \"channels\": %u, \"chunk_size\": %llu, "
-		   "\"pin_all\": %s, \"ram_bytes\": %llu, \"dirty_rate\": %llu, \"pattern\": \"%s\", ",
+		   "\"pin_all\": %s, \"ram_bytes\": %llu, \"dirty_rate\": %llu, \"pattern\": \"%s\", "
+		   "\"tracker\": \"%s\", ",
 		r->transport, r->channels, (unsigned long long)r->chunk,
 		r->pin_all ? "true" : "false", (unsigned long long)r->ram_bytes,
-		(unsigned long long)r->dirty_rate, r->pattern);
+		(unsigned long long)r->dirty_rate, r->pattern, r->tracker);
 	fprintf(f, "\"status\": \"%s\", \"dest_status\": \"%s\", \"total_time_ms\": %llu, "
 		   "\"setup_time_ms\": %llu, \"downtime_ms\": %llu, \"iterations\": %llu, ",
 		rdmig_status_name(s->status), rdmig_status_name(r->dest_status),

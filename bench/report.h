@@ -17,6 +17,7 @@ struct bench_report {
 	uint64_t ram_bytes;
 	uint64_t dirty_rate;
 	const char *pattern;
+	const char *tracker;
 	struct rdmig_stats src;  /* source stats at the end */
 	enum rdmig_status dest_status;
 	double src_cpu_s;        /* migration CPU of the source (workload excluded) */

@@ -208,7 +208,10 @@ TEST(Registry, Lookup)
 	ASSERT_EQ(tcp, &rdm_tcp_ops);
 	EXPECT_STREQ(tcp->name, "tcp");
 	EXPECT_NE(tcp->listener_port, nullptr);
-	EXPECT_EQ(rdm_tp_lookup(RDM_SCHEME_RDMA), nullptr); // not built yet
+	const rdm_tp_ops *rdma = rdm_tp_lookup(RDM_SCHEME_RDMA);
+	ASSERT_EQ(rdma, &rdm_rdma_ops);
+	EXPECT_STREQ(rdma->name, "rdma");
+	EXPECT_NE(rdma->listener_port, nullptr);
 }
 
 } // namespace
