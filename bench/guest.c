@@ -49,6 +49,7 @@ struct guest {
 	uint32_t devstate_len;
 	bool devstate_loaded;
 	struct track *track; /* NULL: the workload logs its own writes */
+	int track_error;     /* arming failed: the dirty log cannot be trusted */
 };
 
 static char last_error[256];
@@ -366,6 +367,8 @@ static int cb_dirty_log(void *opaque, unsigned block, uint64_t *bitmap, uint64_t
 	if (block >= g->nblocks || npages != g->blocks[block].npages)
 		return -EINVAL;
 	if (g->track) {
+		if (g->track_error)
+			return g->track_error;
 		/* One snapshot per sync, at its first block, with the vCPUs held briefly. */
 		if (block == 0 && track_needs_pause(g->track)) {
 			bool was = atomic_load(&g->paused);
@@ -442,6 +445,19 @@ static int cb_load_state(void *opaque, rdmig_reader *r)
 	return 0;
 }
 
+/* The tracker starts with the first pass: setup (and RDMA pinning) is done by then. */
+static void cb_event(void *opaque, enum rdmig_status from, enum rdmig_status to)
+{
+	struct guest *g = opaque;
+
+	(void)from;
+	if (to == RDMIG_STATUS_ACTIVE && g->track) {
+		g->track_error = track_arm(g->track, last_error, sizeof(last_error));
+		if (g->track_error)
+			fprintf(stderr, "guest: dirty tracking: %s\n", last_error);
+	}
+}
+
 void guest_callbacks(struct guest *g, struct rdmig_callbacks *cb)
 {
 	(void)g;
@@ -453,6 +469,7 @@ void guest_callbacks(struct guest *g, struct rdmig_callbacks *cb)
 	cb->set_throttle = cb_set_throttle;
 	cb->save_state = cb_save_state;
 	cb->load_state = cb_load_state;
+	cb->event = cb_event;
 }
 
 unsigned guest_nblocks(const struct guest *g)

@@ -11,16 +11,18 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "guest.h"
+#include "plot.h"
 #include "report.h"
 
 #define MAX_BLOCKS 4096
 
 struct bench {
 	struct guest_cfg g;
-	const char *transport, *host, *role, *pattern;
+	const char *transport, *host, *role, *pattern, *plot;
 	unsigned port;
 	unsigned channels;
 	uint64_t chunk, max_bw, downtime, timeout_s;
@@ -51,7 +53,8 @@ static void usage(FILE *f)
 		"  --channels N --chunk KiB --pin-all --max-bandwidth MiB/s\n"
 		"  --downtime-limit ms --auto-converge --timeout s (300)\n"
 		"  --dirty-tracker coop|soft-dirty|uffd-wp  how the guest's dirty log is kept (coop)\n"
-		"  --json                    print the report as JSON\n");
+		"  --json                    print the report as JSON\n"
+		"  --plot FILE.png           throughput and bytes remaining per iteration (gnuplot)\n");
 }
 
 static int parse(int argc, char **argv, struct bench *b)
@@ -64,7 +67,7 @@ static int parse(int argc, char **argv, struct bench *b)
 		{"channels", 1, 0, 'c'}, {"chunk", 1, 0, 'k'}, {"pin-all", 0, 0, 'A'},
 		{"max-bandwidth", 1, 0, 'B'}, {"downtime-limit", 1, 0, 'D'},
 		{"auto-converge", 0, 0, 'a'}, {"timeout", 1, 0, 'w'}, {"json", 0, 0, 'j'},
-		{"dirty-tracker", 1, 0, 'y'}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
+		{"dirty-tracker", 1, 0, 'y'}, {"plot", 1, 0, 'g'}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
 	int c;
 
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -91,6 +94,7 @@ static int parse(int argc, char **argv, struct bench *b)
 		case 'a': b->auto_converge = true; break;
 		case 'w': b->timeout_s = v; break;
 		case 'j': b->json = true; break;
+		case 'g': b->plot = optarg; break;
 		case 'y':
 			if (track_from_name(optarg, &b->g.tracker)) {
 				fprintf(stderr, "rdmig-bench: unknown dirty tracker %s\n", optarg);
@@ -116,11 +120,36 @@ static int parse(int argc, char **argv, struct bench *b)
 		fprintf(stderr, "rdmig-bench: unknown pattern %s\n", b->pattern);
 		return -EINVAL;
 	}
+	/*
+	 * Kernel trackers write-protect guest pages. ibv_reg_mr cannot pin a
+	 * write-protected page, and clear_refs makes the next write copy a pinned
+	 * page away from its MR: uffd-wp needs every page pinned before it arms
+	 * (pin-all), soft-dirty cannot be used with rdma at all.
+	 */
+	if (!strcmp(b->transport, "rdma") && b->g.tracker == TRACK_SOFT_DIRTY) {
+		fprintf(stderr, "rdmig-bench: soft-dirty tracking cannot be used with rdma "
+				"(clear_refs copies pinned pages away from their registration); "
+				"use --dirty-tracker uffd-wp --pin-all\n");
+		return -EINVAL;
+	}
+	if (!strcmp(b->transport, "rdma") && b->g.tracker == TRACK_UFFD_WP && !b->pin_all) {
+		fprintf(stderr, "rdmig-bench: uffd-wp tracking over rdma needs --pin-all "
+				"(write-protected pages cannot be registered on demand)\n");
+		return -EINVAL;
+	}
 	if (b->g.nblocks > MAX_BLOCKS) {
 		fprintf(stderr, "rdmig-bench: at most %u blocks\n", MAX_BLOCKS);
 		return -EINVAL;
 	}
 	return 0;
+}
+
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
 static double process_cpu_s(void)
@@ -237,8 +266,9 @@ static int run_source(const struct bench *b, uint16_t port, int fd, pid_t child)
 	struct guest *g = NULL;
 	enum rdmig_status st;
 	struct guest_counters gc;
+	struct plot plot = {0};
 	char uri[300];
-	double cpu0;
+	double cpu0, t0 = 0;
 	int ret;
 
 	if (!dr)
@@ -259,23 +289,28 @@ static int run_source(const struct bench *b, uint16_t port, int fd, pid_t child)
 		ret = guest_start_workload(g);
 	snprintf(uri, sizeof(uri), "%s:%s:%u", b->transport, b->host, port);
 	cpu0 = process_cpu_s();
+	if (!ret && b->plot && plot_open(&plot))
+		fprintf(stderr, "rdmig-bench: cannot record the plot data\n");
+	t0 = now_s();
 	if (!ret)
 		ret = rdmig_migrate(s, uri);
 	if (ret) {
 		fprintf(stderr, "rdmig-bench: migrate %s: %s\n", uri, s ? rdmig_last_error(s) : "");
 		goto out;
 	}
-	while (rdmig_wait(s, 200, &st) == -ETIMEDOUT) {
-		if (b->progress) {
-			struct rdmig_stats now;
+	/* Polled often enough to see each iteration for the plot. */
+	while (rdmig_wait(s, b->plot ? 20 : 200, &st) == -ETIMEDOUT) {
+		struct rdmig_stats now;
 
-			rdmig_query(s, &now);
+		rdmig_query(s, &now);
+		plot_sample(&plot, &now, now_s() - t0);
+		if (b->progress)
 			bench_print_progress(stderr, &now, b->g.ram_bytes);
-		}
 	}
 	if (b->progress)
 		fprintf(stderr, "\n");
 	rdmig_query(s, &rep.src);
+	plot_sample(&plot, &rep.src, now_s() - t0);
 	rep.src_cpu_s = process_cpu_s() - cpu0 - guest_workload_cpu_s(g);
 	guest_stop_workload(g);
 	guest_counters(g, &gc);
@@ -298,6 +333,15 @@ static int run_source(const struct bench *b, uint16_t port, int fd, pid_t child)
 		bench_print_json(stdout, &rep);
 	else
 		bench_print_table(stdout, &rep);
+	if (b->plot) {
+		char title[160];
+
+		snprintf(title, sizeof(title), "rdmig %s, %u channels, %.0f MiB, dirtying %.0f MiB/s",
+			 b->transport, b->channels, (double)b->g.ram_bytes / 1048576.0,
+			 (double)b->g.dirty_rate / 1048576.0);
+		if (plot_finish(&plot, b->plot, title))
+			fprintf(stderr, "rdmig-bench: gnuplot could not draw %s\n", b->plot);
+	}
 	ret = rep.verified || (fd < 0 && st == RDMIG_STATUS_COMPLETED) ? 0 : 1;
 out:
 	if (child > 0)

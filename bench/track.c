@@ -35,6 +35,7 @@ struct track {
 	pthread_t handler;
 	bool handler_started;
 	atomic_bool stop;
+	bool armed;
 	pthread_mutex_t lock; /* uffd-wp: (log + unprotect) vs (collect + protect) */
 };
 
@@ -147,7 +148,7 @@ static void *handler_main(void *arg)
 	return NULL;
 }
 
-static int uffd_setup(struct track *t, char *err, size_t errlen)
+static int uffd_open(struct track *t, char *err, size_t errlen)
 {
 	struct uffdio_api api = {.api = UFFD_API, .features = UFFD_FEATURE_PAGEFAULT_FLAG_WP};
 	int ret;
@@ -162,6 +163,13 @@ static int uffd_setup(struct track *t, char *err, size_t errlen)
 		snprintf(err, errlen, "userfaultfd has no write-protect mode on this kernel");
 		return -ENOTSUP;
 	}
+	return 0;
+}
+
+static int uffd_arm(struct track *t, char *err, size_t errlen)
+{
+	int ret;
+
 	for (unsigned i = 0; i < t->n; i++) {
 		struct tregion *r = &t->r[i];
 		struct uffdio_register reg = {.range = {(uintptr_t)r->addr, r->len},
@@ -229,10 +237,9 @@ int track_create(enum track_kind kind, const struct track_region *rg, unsigned n
 					      "(CONFIG_MEM_SOFT_DIRTY)");
 			goto err;
 		}
-		ret = clear_refs();
 		break;
 	case TRACK_UFFD_WP:
-		ret = uffd_setup(t, err, errlen);
+		ret = uffd_open(t, err, errlen);
 		break;
 	default:
 		ret = -EINVAL;
@@ -246,6 +253,20 @@ err:
 	return ret;
 }
 
+int track_arm(struct track *t, char *err, size_t errlen)
+{
+	int ret = 0;
+
+	if (t->armed)
+		return 0;
+	if (t->kind == TRACK_SOFT_DIRTY)
+		ret = clear_refs();
+	else if (t->kind == TRACK_UFFD_WP)
+		ret = uffd_arm(t, err, errlen);
+	t->armed = ret == 0;
+	return ret;
+}
+
 void track_destroy(struct track *t)
 {
 	if (!t)
@@ -253,7 +274,7 @@ void track_destroy(struct track *t)
 	atomic_store(&t->stop, true);
 	if (t->handler_started)
 		pthread_join(t->handler, NULL);
-	if (t->kind == TRACK_UFFD_WP && t->fd >= 0)
+	if (t->kind == TRACK_UFFD_WP && t->armed)
 		for (unsigned i = 0; i < t->n; i++) {
 			struct uffdio_range rr = {(uintptr_t)t->r[i].addr, t->r[i].len};
 

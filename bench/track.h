@@ -30,6 +30,12 @@ struct track;
 int track_create(enum track_kind kind, const struct track_region *r, unsigned n,
 		 struct track **out, char *err, size_t errlen);
 void track_destroy(struct track *t);
+/*
+ * Start tracking: from here on every write is logged. Arm it once the
+ * migration is set up (memory registered for RDMA) and before the first pass:
+ * a write-protected page cannot be pinned by ibv_reg_mr.
+ */
+int track_arm(struct track *t, char *err, size_t errlen);
 
 /*
  * soft-dirty needs one whole-process snapshot per sync, taken with the guest's

@@ -14,7 +14,11 @@ using Tracking = TransportTest;
 
 void MigrateTracked(enum track_kind kind)
 {
-	guest_cfg cfg = DefaultGuest(48, 24);
+	bool rdma = TestTransport() == "rdma";
+	if (rdma && kind == TRACK_SOFT_DIRTY)
+		GTEST_SKIP() << "soft-dirty cannot track pinned memory: clear_refs copies a pinned "
+				"page away from its registration on the next write";
+	guest_cfg cfg = DefaultGuest(48, rdma ? 4 : 24);
 	cfg.tracker = kind;
 	cfg.pattern = GUEST_HOTSET;
 	cfg.hot_bytes = 16 << 20;
@@ -30,6 +34,9 @@ void MigrateTracked(enum track_kind kind)
 	Source src;
 	ASSERT_TRUE(src.Create(cfg));
 	ASSERT_EQ(0, rdmig_set_parameter(src.s, RDMIG_PARAM_DOWNTIME_LIMIT, 100));
+	/* Write-protected pages cannot be registered later: pin them all first. */
+	if (rdma)
+		ASSERT_EQ(0, rdmig_set_capability(src.s, RDMIG_CAP_RDMA_PIN_ALL, true));
 	ASSERT_EQ(0, guest_start_workload(src.g));
 	ASSERT_EQ(0, rdmig_migrate(src.s, dest.Uri().c_str()));
 	rdmig_status st;

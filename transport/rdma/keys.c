@@ -136,7 +136,9 @@ static int source_setup(struct rdm_rdma *r)
 		if (!r->remote[b])
 			return -ENOMEM;
 	}
-	ret = open_pin(r, IBV_ACCESS_LOCAL_WRITE);
+	/* Read-only: the source never writes here, and a writable pin would fight the
+	 * write protection a VMM may use for dirty tracking (userfaultfd, soft-dirty). */
+	ret = open_pin(r, 0);
 	if (ret)
 		return ret;
 	pthread_mutex_lock(&r->lock);
