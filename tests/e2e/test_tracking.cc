@@ -35,8 +35,9 @@ void MigrateTracked(enum track_kind kind)
 	ASSERT_TRUE(src.Create(cfg));
 	ASSERT_EQ(0, rdmig_set_parameter(src.s, RDMIG_PARAM_DOWNTIME_LIMIT, 100));
 	/* Write-protected pages cannot be registered later: pin them all first. */
-	if (rdma)
+	if (rdma) {
 		ASSERT_EQ(0, rdmig_set_capability(src.s, RDMIG_CAP_RDMA_PIN_ALL, true));
+	}
 	ASSERT_EQ(0, guest_start_workload(src.g));
 	ASSERT_EQ(0, rdmig_migrate(src.s, dest.Uri().c_str()));
 	rdmig_status st;
