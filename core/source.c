@@ -542,6 +542,7 @@ int rdmig_migrate(rdmig_session *s, const char *uri)
 		.trigger_threshold = (unsigned)s->opts.params[RDMIG_PARAM_THROTTLE_TRIGGER_THRESHOLD],
 	};
 	rdm_policy_init(&s->policy, &pc);
+	s->stats.ram_remaining = s->stats.ram_total; /* all of it, until the first pass says */
 	s->t_start_ms = rdm_now_ms();
 	s->err[0] = '\0';
 	rdm_set_status(s, RDMIG_STATUS_SETUP);
