@@ -1,19 +1,23 @@
 #!/usr/bin/env bash
 # Side-by-side throughput on one link, in one run: the link's limit
 # (ib_write_bw -s 1048576), rdmig over rdma (on demand and pin-all, 1 and 4
-# queues) and rdmig over tcp, each moving the same random RAM. Prints one table
-# with the ratio of each to ib_write_bw, and the raw results as JSON lines.
+# queues), QEMU's own rdma and tcp migration of a paused guest of the same size
+# (bench/qemu-migrate.py), and rdmig over tcp, each moving the same random RAM.
+# Prints one table with each one's ratio to ib_write_bw and to QEMU, and the
+# raw results as JSON lines.
 #
-#   bench/compare.sh [--ram MiB] [--dirty MiB/s] [--runs N]
+#   bench/compare.sh [--ram MiB] [--dirty MiB/s] [--runs N]   the rdma link
+#   bench/compare.sh --host-tcp [--ram MiB]                   tcp on loopback here
 #
-# Without an RDMA device here, it runs itself inside the soft-RoCE VM
-# (tests/vm/rxe-run): every figure then comes from the same VM boot.
+# Without an RDMA device here, the first form runs itself inside the soft-RoCE
+# VM (tests/vm/rxe-run): every figure then comes from the same VM boot.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-ram=64 dirty=0 runs=1
+ram=64 dirty=0 runs=1 hosttcp=
 while [ $# -gt 0 ]; do
 	case "$1" in
+	--host-tcp) hosttcp=1; shift ;;
 	--ram) ram=$2; shift 2 ;;
 	--dirty) dirty=$2; shift 2 ;;
 	--runs) runs=$2; shift 2 ;;
@@ -26,12 +30,18 @@ if [ ! -x "$bench" ]; then
 	./scripts/build >/dev/null
 fi
 
-if [ -z "${RDMIG_IN_VM:-}" ] && ! ibv_devices 2>/dev/null | awk 'NR > 2' | grep -q .; then
+if [ -z "$hosttcp" ] && [ -z "${RDMIG_IN_VM:-}" ] && ! ibv_devices 2>/dev/null | awk 'NR > 2' | grep -q .; then
 	exec tests/vm/rxe-run bench/compare.sh --ram "$ram" --dirty "$dirty" --runs "$runs"
 fi
 
-addr=${RDMIG_RDMA_ADDR:-$(ip -4 -o addr show dev dummy0 2>/dev/null | awk '{print $4}' | cut -d/ -f1)}
-dev=${RDMIG_RDMA_DEV:-$(ibv_devices | awk 'NR>2{print $1; exit}')}
+addr=${RDMIG_RDMA_ADDR:-$( (ip -4 -o addr show dev dummy0 2>/dev/null || true) | awk '{print $4}' | cut -d/ -f1)}
+if [ -n "$hosttcp" ]; then
+	addr=127.0.0.1
+fi
+dev=${RDMIG_RDMA_DEV:-}
+if [ -z "$hosttcp" ] && [ -z "$dev" ]; then
+	dev=$(ibv_devices | awk 'NR > 2 {print $1; exit}')
+fi
 out=$(mktemp)
 trap 'rm -f "$out"' EXIT
 
@@ -55,33 +65,60 @@ rdmig() {
 	echo "${j%\}}, \"name\": \"$name\"}" >>"$out"
 }
 
+qemu_row() {
+	python3 bench/qemu-migrate.py --transport "$1" --host "$addr" --ram "$ram" --name "qemu $1" >>"$out" || true
+}
+
 for _ in $(seq "$runs"); do
+	if [ -n "$hosttcp" ]; then
+		qemu_row tcp
+		rdmig "rdmig tcp 1ch" --transport tcp --host "$addr" --channels 1
+		rdmig "rdmig tcp 2ch" --transport tcp --host "$addr" --channels 2
+		continue
+	fi
 	link
+	qemu_row rdma
 	rdmig "rdmig rdma on-demand 1q" --transport rdma --host "$addr" --channels 1
 	rdmig "rdmig rdma on-demand 4q" --transport rdma --host "$addr" --channels 4
 	rdmig "rdmig rdma pin-all 1q" --transport rdma --host "$addr" --channels 1 --pin-all
 	rdmig "rdmig rdma pin-all 4q" --transport rdma --host "$addr" --channels 4 --pin-all
+	qemu_row tcp
 	rdmig "rdmig tcp 2ch" --transport tcp --host "$addr" --channels 2
 done
 
 python3 - "$out" "$ram" "$dirty" <<'EOF'
 import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
-link = [r["bytes_per_s"] for r in rows if "bytes_per_s" in r]
-limit = sum(link) / len(link) if link else 0
-print(f"bench/compare.sh: {sys.argv[2]} MiB of random RAM, guest dirtying {sys.argv[3]} MiB/s")
-print(f"{'what':28} {'MB/s':>8} {'x link':>7} {'total ms':>9} {'setup ms':>9} {'down ms':>8} {'cpu src s':>9}  ok")
-agg = {}
-for r in rows:
+
+def bps(r):
     if "bytes_per_s" in r:
-        bps, tot, setup, down, cpu, ok = r["bytes_per_s"], "", "", "", "", "yes"
+        return r["bytes_per_s"]
+    ms = r["total_time_ms"] - r["setup_time_ms"]
+    return r["bytes_sent"] / (ms / 1000) if ms > 0 and r["status"] == "completed" else 0
+
+def mean(name):
+    v = [bps(r) for r in rows if r["name"] == name]
+    return sum(v) / len(v) if v else 0
+
+link = mean("ib_write_bw -s 1048576")
+qemu = mean("qemu rdma") or mean("qemu tcp")
+qname = "qemu rdma" if mean("qemu rdma") else "qemu tcp"
+print(f"bench/compare.sh: {sys.argv[2]} MiB of random RAM, guest dirtying {sys.argv[3]} MiB/s "
+      f"(MB = 10^6 bytes; ratios against the same run's ib_write_bw and {qname})")
+print(f"{'what':26} {'MB/s':>7} {'x link':>7} {'x qemu':>7} {'total ms':>9} {'setup ms':>9} "
+      f"{'down ms':>8} {'cpu s':>6}  verified")
+for r in rows:
+    b = bps(r)
+    tl = f"{b / link:.2f}" if link else "-"
+    tq = f"{b / qemu:.2f}" if qemu else "-"
+    if "bytes_per_s" in r:
+        tot = setup = down = cpu = ""
+        ok = "-"
     else:
-        ms = r["total_time_ms"] - r["setup_time_ms"]
-        bps = r["bytes_sent"] / (ms / 1000) if ms > 0 and r["status"] == "completed" else 0
         tot, setup, down = r["total_time_ms"], r["setup_time_ms"], r["downtime_ms"]
         cpu, ok = f'{r["src_cpu_s"]:.2f}', "yes" if r["verified"] else "NO"
-    ratio = f"{bps / limit:.2f}" if limit else "-"
-    print(f"{r['name']:28} {bps / 1e6:8.1f} {ratio:>7} {tot!s:>9} {setup!s:>9} {down!s:>8} {cpu:>9}  {ok}")
+    print(f"{r['name']:26} {b / 1e6:7.1f} {tl:>7} {tq:>7} {tot!s:>9} {setup!s:>9} {down!s:>8} "
+          f"{cpu:>6}  {ok}")
 print("raw:")
 for r in rows:
     print(json.dumps(r))
