@@ -339,38 +339,14 @@ out:
 
 int rdmig_incoming(rdmig_session *s, const char *uri)
 {
-	struct rdm_tp_opts to = {0};
 	char err[RDM_TP_ERRLEN] = "";
+	struct rdm_tp_opts to;
 	int ret;
 
-	if (!s || !uri)
-		return -EINVAL;
-	if (s->role != RDMIG_ROLE_DEST) {
-		rdm_set_api_error(s, "incoming needs a destination session");
-		return -EINVAL;
-	}
-	if (s->started) {
-		rdm_set_api_error(s, "this session is already used; create a new one");
-		return -EBUSY;
-	}
-	if (!s->nblocks) {
-		rdm_set_api_error(s, "no RAM blocks added");
-		return -EINVAL;
-	}
-	ret = rdm_addr_parse(uri, &s->addr, err, sizeof(err));
-	if (ret) {
-		rdm_set_api_error(s, "bad URI '%s': %s", uri, err);
+	ret = rdm_session_begin(s, RDMIG_ROLE_DEST, uri);
+	if (ret)
 		return ret;
-	}
-	s->ops = rdm_tp_lookup(s->addr.scheme);
-	if (!s->ops) {
-		rdm_set_api_error(s, "transport for '%s' is not available in this build", uri);
-		return -EPROTONOSUPPORT;
-	}
-	to.channels = (unsigned)s->opts.params[RDMIG_PARAM_CHANNELS];
-	to.chunk_size = s->opts.params[RDMIG_PARAM_CHUNK_SIZE];
-	to.pin_all = s->opts.caps[RDMIG_CAP_RDMA_PIN_ALL];
-	to.timeout_ms = (int)s->opts.params[RDMIG_PARAM_PEER_TIMEOUT];
+	rdm_session_tp_opts(s, &to);
 	ret = s->ops->listen(&s->addr, &to, &s->listener, err, sizeof(err));
 	if (ret) {
 		rdm_set_api_error(s, "listen on '%s': %s", uri, err[0] ? err : strerror(-ret));

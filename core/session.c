@@ -411,3 +411,52 @@ int rdm_send_error(struct rdmig_session *s, int code, const char *text)
 	snprintf(m.u.error.text, sizeof(m.u.error.text), "%s", text);
 	return rdm_send_msg(s, &m);
 }
+
+int rdm_session_begin(struct rdmig_session *s, enum rdmig_role want, const char *uri)
+{
+	char err[RDM_TP_ERRLEN] = "";
+	int ret;
+
+	if (!s || !uri)
+		return -EINVAL;
+	if (s->role != want) {
+		rdm_set_api_error(s, "%s needs a %s session",
+				  want == RDMIG_ROLE_SOURCE ? "migrate" : "incoming",
+				  want == RDMIG_ROLE_SOURCE ? "source" : "destination");
+		return -EINVAL;
+	}
+	if (s->started) {
+		rdm_set_api_error(s, "this session was already used; create a new one");
+		return -EBUSY;
+	}
+	if (!s->nblocks) {
+		rdm_set_api_error(s, "no RAM blocks added");
+		return -EINVAL;
+	}
+	ret = rdm_options_check(&s->opts, err, sizeof(err));
+	if (ret) {
+		rdm_set_api_error(s, "%s", err);
+		return ret;
+	}
+	ret = rdm_addr_parse(uri, &s->addr, err, sizeof(err));
+	if (ret) {
+		rdm_set_api_error(s, "bad URI '%s': %s", uri, err);
+		return ret;
+	}
+	s->ops = rdm_tp_lookup(s->addr.scheme);
+	if (!s->ops) {
+		rdm_set_api_error(s, "transport for '%s' is not available in this build", uri);
+		return -EPROTONOSUPPORT;
+	}
+	return 0;
+}
+
+void rdm_session_tp_opts(const struct rdmig_session *s, struct rdm_tp_opts *o)
+{
+	*o = (struct rdm_tp_opts){
+		.channels = (unsigned)s->opts.params[RDMIG_PARAM_CHANNELS],
+		.chunk_size = s->opts.params[RDMIG_PARAM_CHUNK_SIZE],
+		.pin_all = s->opts.caps[RDMIG_CAP_RDMA_PIN_ALL],
+		.timeout_ms = (int)s->opts.params[RDMIG_PARAM_PEER_TIMEOUT],
+	};
+}

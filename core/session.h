@@ -91,6 +91,14 @@ int rdm_recv_msg(struct rdmig_session *s, void *buf, size_t cap, struct rdm_msg 
 		 int timeout_ms);
 int rdm_send_error(struct rdmig_session *s, int code, const char *text);
 
+/*
+ * The checks migrate() and incoming() share: role, a fresh session, blocks,
+ * options, the URI and its transport. 0, or -errno with the API error set.
+ */
+int rdm_session_begin(struct rdmig_session *s, enum rdmig_role want, const char *uri);
+/* Transport options from the session's parameters. */
+void rdm_session_tp_opts(const struct rdmig_session *s, struct rdm_tp_opts *o);
+
 /* Thread bodies. */
 void *rdm_source_main(void *arg);
 void *rdm_dest_main(void *arg);

@@ -220,17 +220,13 @@ static int handshake(struct rdmig_session *s, uint8_t *buf)
 
 static int setup(struct rdmig_session *s)
 {
-	struct rdm_tp_opts to = {
-		.channels = (unsigned)s->opts.params[RDMIG_PARAM_CHANNELS],
-		.chunk_size = s->opts.params[RDMIG_PARAM_CHUNK_SIZE],
-		.pin_all = s->opts.caps[RDMIG_CAP_RDMA_PIN_ALL],
-		.timeout_ms = (int)s->opts.params[RDMIG_PARAM_PEER_TIMEOUT],
-	};
+	struct rdm_tp_opts to;
 	struct rdm_tp_block *tb;
 	char err[RDM_TP_ERRLEN] = "";
 	uint8_t *buf;
 	int ret;
 
+	rdm_session_tp_opts(s, &to);
 	ret = s->ops->connect(&s->addr, &to, &s->tp, err, sizeof(err));
 	if (ret) {
 		rdm_set_error(s, "connect %s:%u: %s", s->addr.host, s->addr.port,
@@ -498,39 +494,12 @@ out:
 
 int rdmig_migrate(rdmig_session *s, const char *uri)
 {
-	char err[RDM_ERRLEN] = "";
 	struct rdm_policy_cfg pc;
 	int ret;
 
-	if (!s || !uri)
-		return -EINVAL;
-	if (s->role != RDMIG_ROLE_SOURCE) {
-		rdm_set_api_error(s, "migrate needs a source session");
-		return -EINVAL;
-	}
-	if (s->started) {
-		rdm_set_api_error(s, "this session has already migrated; create a new one");
-		return -EBUSY;
-	}
-	if (!s->nblocks) {
-		rdm_set_api_error(s, "no RAM blocks added");
-		return -EINVAL;
-	}
-	ret = rdm_options_check(&s->opts, err, sizeof(err));
-	if (ret) {
-		rdm_set_api_error(s, "%s", err);
+	ret = rdm_session_begin(s, RDMIG_ROLE_SOURCE, uri);
+	if (ret)
 		return ret;
-	}
-	ret = rdm_addr_parse(uri, &s->addr, err, sizeof(err));
-	if (ret) {
-		rdm_set_api_error(s, "bad URI '%s': %s", uri, err);
-		return ret;
-	}
-	s->ops = rdm_tp_lookup(s->addr.scheme);
-	if (!s->ops) {
-		rdm_set_api_error(s, "transport for '%s' is not available in this build", uri);
-		return -EPROTONOSUPPORT;
-	}
 	pc = (struct rdm_policy_cfg){
 		.downtime_limit_ms = s->opts.params[RDMIG_PARAM_DOWNTIME_LIMIT],
 		.max_bandwidth = s->opts.params[RDMIG_PARAM_MAX_BANDWIDTH],
