@@ -64,7 +64,6 @@ static int negotiate(struct dest *d)
 {
 	struct rdmig_session *s = d->s;
 	struct rdm_msg m;
-	struct rdm_tp_block *tb;
 	int ret;
 
 	ret = rdm_recv_msg(s, d->buf, RDM_CTRL_BUF, &m, d->timeout);
@@ -96,14 +95,7 @@ static int negotiate(struct dest *d)
 	if (ret)
 		return ret;
 
-	tb = calloc(s->nblocks, sizeof(*tb));
-	if (!tb)
-		return -ENOMEM;
-	for (unsigned i = 0; i < s->nblocks; i++)
-		tb[i] = (struct rdm_tp_block){s->blocks[i].name, s->blocks[i].host,
-					      s->blocks[i].len, s->blocks[i].page_size};
-	ret = s->tp->ops->set_blocks(s->tp, tb, s->nblocks);
-	free(tb);
+	ret = rdm_session_set_blocks(s);
 	if (ret)
 		return refuse(d, ret, "destination transport setup: %s", s->tp->err);
 	m.type = RDM_MSG_BLOCKS_ACK;

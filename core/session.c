@@ -460,3 +460,19 @@ void rdm_session_tp_opts(const struct rdmig_session *s, struct rdm_tp_opts *o)
 		.timeout_ms = (int)s->opts.params[RDMIG_PARAM_PEER_TIMEOUT],
 	};
 }
+
+int rdm_session_set_blocks(struct rdmig_session *s)
+{
+	struct rdm_tp_block *tb;
+	int ret;
+
+	tb = calloc(s->nblocks, sizeof(*tb));
+	if (!tb)
+		return -ENOMEM;
+	for (unsigned i = 0; i < s->nblocks; i++)
+		tb[i] = (struct rdm_tp_block){s->blocks[i].name, s->blocks[i].host,
+					      s->blocks[i].len, s->blocks[i].page_size};
+	ret = s->tp->ops->set_blocks(s->tp, tb, s->nblocks);
+	free(tb);
+	return ret;
+}

@@ -99,6 +99,9 @@ int rdm_session_begin(struct rdmig_session *s, enum rdmig_role want, const char 
 /* Transport options from the session's parameters. */
 void rdm_session_tp_opts(const struct rdmig_session *s, struct rdm_tp_opts *o);
 
+/* Hand the agreed block list to the transport (registration happens there). */
+int rdm_session_set_blocks(struct rdmig_session *s);
+
 /* Thread bodies. */
 void *rdm_source_main(void *arg);
 void *rdm_dest_main(void *arg);

@@ -221,7 +221,6 @@ static int handshake(struct rdmig_session *s, uint8_t *buf)
 static int setup(struct rdmig_session *s)
 {
 	struct rdm_tp_opts to;
-	struct rdm_tp_block *tb;
 	char err[RDM_TP_ERRLEN] = "";
 	uint8_t *buf;
 	int ret;
@@ -241,14 +240,7 @@ static int setup(struct rdmig_session *s)
 	if (ret)
 		return ret;
 
-	tb = calloc(s->nblocks, sizeof(*tb));
-	if (!tb)
-		return -ENOMEM;
-	for (unsigned i = 0; i < s->nblocks; i++)
-		tb[i] = (struct rdm_tp_block){s->blocks[i].name, s->blocks[i].host,
-					      s->blocks[i].len, s->blocks[i].page_size};
-	ret = s->tp->ops->set_blocks(s->tp, tb, s->nblocks);
-	free(tb);
+	ret = rdm_session_set_blocks(s);
 	if (ret) {
 		rdm_set_error(s, "transport block setup: %s", s->tp->err);
 		return ret;
