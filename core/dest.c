@@ -128,20 +128,25 @@ static int apply_zero(struct dest *d, const struct rdm_zero_runs *z)
 	return 0;
 }
 
-static int fence(struct dest *d, uint64_t seq, enum rdm_msg_type ack)
+static int ack(struct dest *d, enum rdm_msg_type type, uint64_t seq)
+{
+	struct rdm_msg m = {.type = type};
+
+	m.u.seq.seq = seq;
+	return rdm_send_msg(d->s, &m);
+}
+
+/* Pages of iteration seq are in memory once every data channel's fence arrived. */
+static int wait_pages(struct dest *d, uint64_t seq)
 {
 	struct rdmig_session *s = d->s;
-	struct rdm_msg m = {.type = ack};
 	int ret;
 
 	ret = s->tp->ops->wait_fence(s->tp, seq, d->timeout);
-	if (ret) {
+	if (ret)
 		rdm_set_error(s, "waiting for the pages of iteration %llu: %s",
 			      (unsigned long long)seq, s->tp->err[0] ? s->tp->err : strerror(-ret));
-		return ret;
-	}
-	m.u.seq.seq = seq;
-	return rdm_send_msg(s, &m);
+	return ret;
 }
 
 static int complete(struct dest *d, uint64_t seq)
@@ -151,18 +156,16 @@ static int complete(struct dest *d, uint64_t seq)
 
 	if (!d->dev.ended)
 		return refuse(d, -EPROTO, "completion before the end of the device state");
-	ret = s->tp->ops->wait_fence(s->tp, seq, d->timeout);
-	if (ret) {
-		rdm_set_error(s, "waiting for the last pages: %s", s->tp->err);
+	ret = wait_pages(d, seq);
+	if (ret)
 		return ret;
-	}
 	ret = rdm_devstate_load(s, &d->dev);
 	if (ret) {
 		rdm_send_error(s, ret, s->stats.error_desc);
 		return ret;
 	}
 	/* Confirm first: a destination whose ack was not sent must not run. */
-	ret = fence(d, seq, RDM_MSG_RP_COMPLETE_ACK);
+	ret = ack(d, RDM_MSG_RP_COMPLETE_ACK, seq);
 	if (ret)
 		return ret;
 	if (s->cb.vm_start) {
@@ -203,7 +206,9 @@ static int serve(struct dest *d)
 			ret = apply_zero(d, &m.u.zero);
 			break;
 		case RDM_MSG_ITER_END:
-			ret = fence(d, m.u.seq.seq, RDM_MSG_RP_FENCE_ACK);
+			ret = wait_pages(d, m.u.seq.seq);
+			if (!ret)
+				ret = ack(d, RDM_MSG_RP_FENCE_ACK, m.u.seq.seq);
 			pthread_mutex_lock(&s->lock);
 			s->stats.dirty_sync_count++;
 			pthread_mutex_unlock(&s->lock);

@@ -33,7 +33,7 @@ void rdm_ram_fini(struct rdm_ram *r)
 	r->zbuf = NULL;
 }
 
-static void publish(struct rdm_ram *r)
+void rdm_ram_publish(struct rdm_ram *r)
 {
 	struct rdmig_session *s = r->s;
 
@@ -202,14 +202,14 @@ int rdm_ram_send_dirty(struct rdm_ram *r)
 			r->remaining -= r->remaining < n * b->page_size ? r->remaining
 									: n * b->page_size;
 			if (r->bytes_total >= r->next_stats) {
-				publish(r);
+				rdm_ram_publish(r);
 				r->next_stats = r->bytes_total + (16u << 20);
 			}
 		}
 		rdm_bitmap_clear_all(b->dirty, b->npages);
 	}
 	ret = flush_zero(r);
-	publish(r);
+	rdm_ram_publish(r);
 	return ret;
 }
 

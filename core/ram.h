@@ -41,6 +41,9 @@ void rdm_ram_fini(struct rdm_ram *r);
 /* Send every dirty page of every block, then clear the bitmaps. */
 int rdm_ram_send_dirty(struct rdm_ram *r);
 
+/* Copy the RAM counters into the session's stats (query-migrate). */
+void rdm_ram_publish(struct rdm_ram *r);
+
 /* Pull the dirty log of every block; returns the dirty pages and bytes found. */
 int rdm_ram_sync(struct rdm_ram *r, uint64_t *pages, uint64_t *bytes);
 

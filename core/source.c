@@ -287,18 +287,15 @@ static int pass(struct rdmig_session *s, struct rdm_ram *ram, uint64_t seq)
 	return 0;
 }
 
-static void update_stats(struct rdmig_session *s, const struct rdm_ram *ram, uint64_t remaining)
+/* Iteration figures: the RAM counters (ram.c) and what the policy derived. */
+static void update_stats(struct rdmig_session *s, struct rdm_ram *ram)
 {
+	rdm_ram_publish(ram);
 	pthread_mutex_lock(&s->lock);
-	s->stats.ram_transferred = ram->bytes_total;
-	s->stats.ram_normal = ram->normal_pages;
-	s->stats.ram_normal_bytes = ram->normal_bytes;
-	s->stats.ram_duplicate = ram->zero_pages;
-	s->stats.ram_remaining = remaining;
 	s->stats.dirty_sync_count = ram->syncs;
 	s->stats.dirty_pages_rate = s->policy.dirty_pages_rate;
 	s->stats.cpu_throttle_percentage = s->policy.throttle;
-	s->stats.expected_downtime_ms = rdm_policy_expected_downtime(&s->policy, remaining);
+	s->stats.expected_downtime_ms = rdm_policy_expected_downtime(&s->policy, ram->remaining);
 	if (s->stats.expected_downtime_ms == UINT64_MAX)
 		s->stats.expected_downtime_ms = 0;
 	s->stats.mbps = s->policy.bandwidth * 8.0 / 1000.0; /* bytes/ms -> Mbit/s */
@@ -342,7 +339,7 @@ static int iterate(struct rdmig_session *s, struct rdm_ram *ram, uint64_t *seq)
 			period_start = now;
 			period_dirty = period_sent = period_dirty_pages = 0;
 		}
-		update_stats(s, ram, dbytes);
+		update_stats(s, ram);
 		if (rdm_policy_should_switch(&s->policy, dbytes))
 			return 0;
 		ret = rdm_check_abort(s);
@@ -392,7 +389,7 @@ static int switchover(struct rdmig_session *s, struct rdm_ram *ram, uint64_t *se
 	ret = pass(s, ram, ++*seq);
 	if (ret)
 		return ret;
-	update_stats(s, ram, 0);
+	update_stats(s, ram);
 	ret = rdm_devstate_save(s, &devbytes);
 	if (ret)
 		return ret;
