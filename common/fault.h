@@ -1,0 +1,27 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Fault injection for tests. Built only with -Dfault_injection=true (test
+ * builds); otherwise rdm_fault() is a constant false and costs nothing.
+ *
+ * RDMIG_FAULT="point[@n][,point[@n]...]" in the environment names the points
+ * that fire: each fires once, on its n-th hit (1 by default). Points are short
+ * names fixed at the call site ("src-before-go", "dst-drop-mr", ...); the code
+ * at the point decides what firing means (drop a message and cut the link,
+ * stall, fail a call), and says so in a comment there.
+ */
+#ifndef RDMIG_COMMON_FAULT_H
+#define RDMIG_COMMON_FAULT_H
+
+#include <stdbool.h>
+
+#ifdef RDMIG_FAULT_INJECTION
+bool rdm_fault(const char *point);
+#else
+static inline bool rdm_fault(const char *point)
+{
+	(void)point;
+	return false;
+}
+#endif
+
+#endif
