@@ -2,8 +2,9 @@
 /*
  * The destination state machine: setup (listen, accept, negotiate) -> active
  * (serve zero runs and fences while the transport places pages) -> device
- * (device state arrives) -> completed once the state is loaded, confirmed to
- * the source, and the VM started. It never starts the VM on any other path.
+ * (device state arrives) -> the commit (commit.c): the state loaded, ready
+ * told, and the VM started only on the source's go. It never starts the VM on
+ * any other path; a commit cut short after ready is commit-unknown.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -12,6 +13,7 @@
 #include <string.h>
 
 #include "core/bitmap.h"
+#include "core/commit.h"
 #include "core/session.h"
 
 struct dest {
@@ -149,35 +151,27 @@ static int wait_pages(struct dest *d, uint64_t seq)
 	return ret;
 }
 
-static int complete(struct dest *d, uint64_t seq)
+/* COMPLETE arrived: run the commit. 0 when the VM runs here. */
+static int complete(struct dest *d, uint64_t seq, bool *unknown)
 {
-	struct rdmig_session *s = d->s;
-	int ret;
+	struct rdm_commit c = {.s = d->s, .st = RDM_COMMIT_DST_LOAD, .seq = seq,
+			       .buf = d->buf, .dev = &d->dev, .timeout_ms = d->timeout};
 
 	if (!d->dev.ended)
 		return refuse(d, -EPROTO, "completion before the end of the device state");
-	ret = wait_pages(d, seq);
-	if (ret)
-		return ret;
-	ret = rdm_devstate_load(s, &d->dev);
-	if (ret) {
-		rdm_send_error(s, ret, s->stats.error_desc);
-		return ret;
+	switch (rdm_commit_run(&c)) {
+	case RDM_COMMIT_DONE:
+		return 0;
+	case RDM_COMMIT_UNKNOWN:
+		*unknown = true;
+		return c.err ? c.err : -EPROTO;
+	default:
+		return c.err ? c.err : -EPROTO;
 	}
-	/* Confirm first: a destination whose ack was not sent must not run. */
-	ret = ack(d, RDM_MSG_RP_COMPLETE_ACK, seq);
-	if (ret)
-		return ret;
-	if (s->cb.vm_start) {
-		ret = s->cb.vm_start(s->opaque);
-		if (ret)
-			rdm_set_error(s, "vm_start callback failed: %s", strerror(-ret));
-	}
-	return ret;
 }
 
 /* Serve the source until completion, an abort, or an error. */
-static int serve(struct dest *d)
+static int serve(struct dest *d, bool *unknown)
 {
 	struct rdmig_session *s = d->s;
 	uint64_t last_rx = rdm_now_ms();
@@ -234,7 +228,7 @@ static int serve(struct dest *d)
 				return refuse(d, ret, "%s", d->why);
 			break;
 		case RDM_MSG_COMPLETE:
-			return complete(d, m.u.seq.seq);
+			return complete(d, m.u.seq.seq, unknown);
 		case RDM_MSG_ERROR:
 			if (m.u.error.code == -ECANCELED)
 				return -ECANCELED;
@@ -286,6 +280,7 @@ void *rdm_dest_main(void *arg)
 {
 	struct rdmig_session *s = arg;
 	struct dest d = {.s = s, .timeout = (int)s->opts.params[RDMIG_PARAM_PEER_TIMEOUT]};
+	bool unknown = false;
 	uint64_t t0;
 	int ret;
 
@@ -309,10 +304,10 @@ void *rdm_dest_main(void *arg)
 	s->stats.setup_time_ms = rdm_now_ms() - t0;
 	pthread_mutex_unlock(&s->lock);
 	rdm_set_status(s, RDMIG_STATUS_ACTIVE);
-	ret = serve(&d);
+	ret = serve(&d, &unknown);
 
 out_tp:
-	if (rdm_cancelled(s))
+	if (rdm_cancelled(s) && !unknown)
 		ret = ret ? -ECANCELED : 0;
 	pthread_mutex_lock(&s->lock);
 	s->tp->ops->close(s->tp);
@@ -322,7 +317,10 @@ out_buf:
 	rdm_devbuf_free(&d.dev);
 	free(d.buf);
 out:
-	if (ret == -ECANCELED) {
+	if (unknown) {
+		rdm_set_error(s, "switchover outcome unknown: %s", strerror(-ret));
+		rdm_set_status(s, RDMIG_STATUS_COMMIT_UNKNOWN);
+	} else if (ret == -ECANCELED) {
 		rdm_set_error(s, "migration cancelled");
 		rdm_set_status(s, RDMIG_STATUS_CANCELLED);
 	} else if (ret) {

@@ -34,7 +34,7 @@ uint64_t rdm_now_ms(void)
 static bool is_terminal(enum rdmig_status st)
 {
 	return st == RDMIG_STATUS_COMPLETED || st == RDMIG_STATUS_FAILED ||
-	       st == RDMIG_STATUS_CANCELLED;
+	       st == RDMIG_STATUS_CANCELLED || st == RDMIG_STATUS_COMMIT_UNKNOWN;
 }
 
 int rdmig_session_create(enum rdmig_role role, const struct rdmig_callbacks *cb, void *opaque,
@@ -308,6 +308,7 @@ int rdmig_wait(rdmig_session *s, int timeout_ms, enum rdmig_status *final)
 int rdmig_cancel(rdmig_session *s)
 {
 	enum rdmig_status st;
+	bool already;
 
 	if (!s)
 		return -EINVAL;
@@ -316,7 +317,18 @@ int rdmig_cancel(rdmig_session *s)
 	st = rdm_get_status(s);
 	if (is_terminal(st))
 		return -EALREADY;
-	if (atomic_exchange(&s->cancel, true))
+	pthread_mutex_lock(&s->lock);
+	/* Past the commit point the VM may run over there: there is no going back. */
+	if (s->committed) {
+		pthread_mutex_unlock(&s->lock);
+		rdm_set_api_error(s, "too late to cancel: the %s",
+				  s->role == RDMIG_ROLE_SOURCE ? "source already sent go"
+							       : "destination VM was started");
+		return -EBUSY;
+	}
+	already = atomic_exchange(&s->cancel, true);
+	pthread_mutex_unlock(&s->lock);
+	if (already)
 		return 0;
 	if (s->role == RDMIG_ROLE_SOURCE)
 		rdm_set_status(s, RDMIG_STATUS_CANCELLING);
@@ -324,11 +336,49 @@ int rdmig_cancel(rdmig_session *s)
 	pthread_mutex_lock(&s->lock);
 	if (s->listener && s->ops->listener_shutdown)
 		s->ops->listener_shutdown(s->listener);
-	/* The source tells the peer before it goes; the destination just leaves. */
-	if (s->tp && s->role == RDMIG_ROLE_DEST)
+	/*
+	 * The source tells the peer before it goes; the destination just leaves,
+	 * except while it waits for go: then the source must hear that it will
+	 * not run, or it could not take its VM back.
+	 */
+	if (s->tp && s->role == RDMIG_ROLE_DEST && !s->in_commit)
 		s->tp->ops->shutdown(s->tp);
 	pthread_cond_broadcast(&s->cond);
 	pthread_mutex_unlock(&s->lock);
+	return 0;
+}
+
+int rdmig_resolve(rdmig_session *s, bool run_here)
+{
+	enum rdmig_status to;
+	int ret = 0;
+
+	if (!s)
+		return -EINVAL;
+	pthread_mutex_lock(&s->lock);
+	if (s->status != RDMIG_STATUS_COMMIT_UNKNOWN || s->resolving) {
+		pthread_mutex_unlock(&s->lock);
+		rdm_set_api_error(s, "resolve is only valid in commit-unknown");
+		return -EINVAL;
+	}
+	s->resolving = true;
+	pthread_mutex_unlock(&s->lock);
+	if (run_here && s->cb.vm_start)
+		ret = s->cb.vm_start(s->opaque);
+	if (ret) {
+		ret = ret < 0 ? ret : -EIO;
+		rdm_set_api_error(s, "vm_start callback failed: %s", strerror(-ret));
+		pthread_mutex_lock(&s->lock);
+		s->resolving = false;
+		pthread_mutex_unlock(&s->lock);
+		return ret;
+	}
+	/* The status says where the VM runs now: "completed" means over there. */
+	if (s->role == RDMIG_ROLE_SOURCE)
+		to = run_here ? RDMIG_STATUS_FAILED : RDMIG_STATUS_COMPLETED;
+	else
+		to = run_here ? RDMIG_STATUS_COMPLETED : RDMIG_STATUS_FAILED;
+	rdm_set_status(s, to);
 	return 0;
 }
 

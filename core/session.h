@@ -60,8 +60,15 @@ struct rdmig_session {
 
 	/* Source: return-path state, guarded by lock. */
 	uint64_t acked_seq;
-	bool complete_acked;
+	bool complete_acked; /* DONE: the destination runs */
+	uint64_t ready_seq;  /* READY: the destination has everything */
+	bool refused;        /* the destination sent ERROR: it will not run */
 	int rp_error; /* first error seen on the return path, or 0 */
+
+	/* The switchover commit (commit.c), guarded by lock. */
+	bool committed; /* source sent GO / destination got it: cancel is refused */
+	bool in_commit; /* destination waits for GO: its cancel is told to the source */
+	bool resolving; /* rdmig_resolve() is at work */
 
 	uint64_t t_start_ms;
 	uint64_t t_stop_ms; /* source VM stopped at; 0 = running */
