@@ -49,6 +49,15 @@ static void parse(void)
 	}
 }
 
+void rdm_fault_reset(void)
+{
+	pthread_mutex_lock(&fault_lock);
+	memset(faults, 0, sizeof(faults));
+	nfaults = 0;
+	parsed = false;
+	pthread_mutex_unlock(&fault_lock);
+}
+
 bool rdm_fault(const char *point)
 {
 	bool fire = false;

@@ -14,13 +14,26 @@
 
 #include <stdbool.h>
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 #ifdef RDMIG_FAULT_INJECTION
 bool rdm_fault(const char *point);
+/* Tests: forget what fired and read RDMIG_FAULT again. */
+void rdm_fault_reset(void);
 #else
 static inline bool rdm_fault(const char *point)
 {
 	(void)point;
 	return false;
+}
+static inline void rdm_fault_reset(void)
+{
+}
+#endif
+
+#ifdef __cplusplus
 }
 #endif
 

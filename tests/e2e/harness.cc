@@ -91,6 +91,11 @@ static void dest_child(int fd, const guest_cfg &cfg, const std::string &uri, int
 	guest_callbacks(g, &cb);
 	if (rdmig_session_create(RDMIG_ROLE_DEST, &cb, g, &s) || guest_add_blocks(g, s))
 		_exit(2);
+	/* RDMIG_TEST_PEER_TIMEOUT: ms; RDMIG_TEST_RESOLVE: run|stop after commit-unknown. */
+	const char *pt = getenv("RDMIG_TEST_PEER_TIMEOUT");
+	const char *resolve = getenv("RDMIG_TEST_RESOLVE");
+	if (pt && *pt && rdmig_set_parameter(s, RDMIG_PARAM_PEER_TIMEOUT, strtoull(pt, nullptr, 10)))
+		_exit(2);
 	if (rdmig_incoming(s, uri.c_str()) || rdmig_incoming_port(s, &port)) {
 		fprintf(stderr, "dest: incoming %s: %s\n", uri.c_str(), rdmig_last_error(s));
 		_exit(2);
@@ -102,6 +107,11 @@ static void dest_child(int fd, const guest_cfg &cfg, const std::string &uri, int
 			 rdmig_status_name(st), wait_ms);
 	else
 		snprintf(r.error, sizeof(r.error), "%s", rdmig_last_error(s));
+	r.first_status = st;
+	if (st == RDMIG_STATUS_COMMIT_UNKNOWN && resolve && *resolve) {
+		if (rdmig_resolve(s, !strcmp(resolve, "run")) == 0)
+			rdmig_wait(s, 0, &st);
+	}
 	r.status = st;
 	r.nblocks = guest_nblocks(g);
 	for (unsigned i = 0; i < r.nblocks && i < HARNESS_MAX_BLOCKS; i++)
