@@ -12,6 +12,10 @@
  *   dst-before-ready     destination, before READY     (READY never sent)
  *   dst-lose-go          destination, on GO            (GO lost)
  *   dst-before-done      destination, after starting   (DONE lost)
+ * and three that call rdmig_cancel() at one position, as a VMM thread could:
+ *   src-cancel-wait-ready  source, COMPLETE sent        (must win: VM back here)
+ *   src-cancel-after-go    source, GO sent              (must be refused: -EBUSY)
+ *   dst-cancel-wait-go     destination, READY sent      (must win: the source resumes)
  */
 #include <errno.h>
 #include <string.h>
@@ -103,6 +107,8 @@ static enum rdm_commit_state src_step(struct rdm_commit *c)
 							   : send_seq(s, RDM_MSG_COMPLETE, c->seq);
 		return c->err ? RDM_COMMIT_ABORTED : RDM_COMMIT_SRC_WAIT_READY;
 	case RDM_COMMIT_SRC_WAIT_READY:
+		if (rdm_fault("src-cancel-wait-ready"))
+			rdmig_cancel(s);
 		switch (src_wait(c, false)) {
 		case EV_READY:
 			return RDM_COMMIT_SRC_GO;
@@ -130,6 +136,11 @@ static enum rdm_commit_state src_step(struct rdm_commit *c)
 		c->err = send_seq(s, RDM_MSG_GO, c->seq);
 		return c->err ? RDM_COMMIT_UNKNOWN : RDM_COMMIT_SRC_WAIT_DONE;
 	case RDM_COMMIT_SRC_WAIT_DONE:
+		if (rdm_fault("src-cancel-after-go") && rdmig_cancel(s) != -EBUSY) {
+			rdm_set_error(s, "a cancel after go was accepted");
+			c->err = -EPROTO;
+			return RDM_COMMIT_UNKNOWN;
+		}
 		switch (src_wait(c, true)) {
 		case EV_DONE:
 			return RDM_COMMIT_DONE;
@@ -252,6 +263,8 @@ static enum rdm_commit_state dst_step(struct rdm_commit *c)
 						       : send_seq(s, RDM_MSG_RP_READY, c->seq);
 		return c->err ? RDM_COMMIT_ABORTED : RDM_COMMIT_DST_WAIT_GO;
 	case RDM_COMMIT_DST_WAIT_GO:
+		if (rdm_fault("dst-cancel-wait-go"))
+			rdmig_cancel(s);
 		return dst_wait_go(c);
 	case RDM_COMMIT_DST_RUN:
 		if (s->cb.vm_start) {

@@ -69,6 +69,9 @@ static int rp_handle(struct rdmig_session *s, const struct rdm_msg *m)
 		pthread_mutex_lock(&s->lock);
 		s->refused = true;
 		pthread_mutex_unlock(&s->lock);
+		/* The destination's cancel is this side's failure, not its cancel. */
+		if (m->u.error.code == -ECANCELED)
+			return -ECONNABORTED;
 		return m->u.error.code < 0 ? m->u.error.code : -EPROTO;
 	case RDM_MSG_RP_SHUT:
 		rdm_set_error(s, "destination closed the return path (code %u)",
@@ -522,6 +525,7 @@ out:
 		rdm_set_error(s, "switchover outcome unknown: %s", strerror(-ret));
 		rdm_set_status(s, RDMIG_STATUS_COMMIT_UNKNOWN);
 	} else if (ret == -ECANCELED) {
+		rdm_set_error(s, "migration cancelled");
 		rdm_set_status(s, RDMIG_STATUS_CANCELLED);
 	} else if (ret) {
 		rdm_set_error(s, "migration failed: %s", strerror(-ret));

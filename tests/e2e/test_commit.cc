@@ -31,6 +31,7 @@ struct CommitCase {
 constexpr rdmig_status kUnknown = RDMIG_STATUS_COMMIT_UNKNOWN;
 constexpr rdmig_status kFailed = RDMIG_STATUS_FAILED;
 constexpr rdmig_status kDone = RDMIG_STATUS_COMPLETED;
+constexpr rdmig_status kCancelled = RDMIG_STATUS_CANCELLED;
 
 const CommitCase kCases[] = {
 	/* COMPLETE never left: the source takes its VM back. */
@@ -47,6 +48,11 @@ const CommitCase kCases[] = {
 	{"GoLost", "", "dst-lose-go", kUnknown, kUnknown, kUnknown, "run"},
 	/* DONE lost: the destination runs; the source must not. */
 	{"DoneLost", "", "dst-before-done", kUnknown, kDone, kDone, ""},
+	/* A cancel before GO wins on either side: the source runs. */
+	{"SourceCancelsBeforeGo", "src-cancel-wait-ready", "", kCancelled, kCancelled, kCancelled, ""},
+	{"DestinationCancelsBeforeGo", "", "dst-cancel-wait-go", kFailed, kCancelled, kCancelled, ""},
+	/* After GO the source's cancel is refused (-EBUSY) and the migration completes. */
+	{"SourceCancelAfterGoRefused", "src-cancel-after-go", "", kDone, kDone, kDone, ""},
 	/* Nothing lost. */
 	{"NothingLost", "", "", kDone, kDone, kDone, ""},
 };
@@ -153,5 +159,68 @@ TEST_P(Commit, AtMostOneRunsAndItHasAllTheMemory)
 
 INSTANTIATE_TEST_SUITE_P(LostMessage, Commit, ::testing::ValuesIn(kCases),
 			 [](const ::testing::TestParamInfo<CommitCase> &i) { return i.param.name; });
+
+} // namespace
+
+namespace {
+
+using PreSwitchover = TransportTest;
+
+/* Like QEMU: the VM is stopped before the pause, so the final pass is bounded. */
+TEST_F(PreSwitchover, StopsTheVmFirstThenContinues)
+{
+	guest_cfg cfg = DefaultGuest(16, 4);
+	DestProcess dest;
+	ASSERT_TRUE(dest.Spawn(cfg, TestHost()));
+	Source src;
+	ASSERT_TRUE(src.Create(cfg));
+	ASSERT_EQ(0, rdmig_set_capability(src.s, RDMIG_CAP_PAUSE_BEFORE_SWITCHOVER, true));
+	ASSERT_EQ(0, guest_start_workload(src.g));
+	ASSERT_EQ(0, rdmig_migrate(src.s, dest.Uri().c_str())) << rdmig_last_error(src.s);
+	ASSERT_TRUE(WaitFor(src.s, 60000, [](const rdmig_stats &s) {
+		return s.status == RDMIG_STATUS_PRE_SWITCHOVER || s.status == RDMIG_STATUS_FAILED;
+	}));
+	struct guest_counters gc;
+	guest_counters(src.g, &gc);
+	EXPECT_FALSE(gc.running) << "pre-switchover with the VM still running";
+	EXPECT_EQ(1u, gc.stops);
+	ASSERT_EQ(0, rdmig_continue(src.s)) << rdmig_last_error(src.s);
+	rdmig_status st;
+	ASSERT_EQ(0, rdmig_wait(src.s, 60000, &st));
+	PeerResult r;
+	ASSERT_TRUE(dest.Result(&r, 60000));
+	ASSERT_EQ(RDMIG_STATUS_COMPLETED, st) << rdmig_last_error(src.s) << "; " << r.error;
+	ASSERT_EQ(RDMIG_STATUS_COMPLETED, r.status) << r.error;
+	EXPECT_EQ(1u, r.starts);
+	for (unsigned i = 0; i < r.nblocks; i++)
+		EXPECT_EQ(guest_block_crc(src.g, i), r.crc[i]) << "block " << i << " differs";
+}
+
+/* Cancel while paused: the VM runs again at the source, never at the destination. */
+TEST_F(PreSwitchover, CancelResumesTheSource)
+{
+	guest_cfg cfg = DefaultGuest(16, 4);
+	DestProcess dest;
+	ASSERT_TRUE(dest.Spawn(cfg, TestHost()));
+	Source src;
+	ASSERT_TRUE(src.Create(cfg));
+	ASSERT_EQ(0, rdmig_set_capability(src.s, RDMIG_CAP_PAUSE_BEFORE_SWITCHOVER, true));
+	ASSERT_EQ(0, guest_start_workload(src.g));
+	ASSERT_EQ(0, rdmig_migrate(src.s, dest.Uri().c_str())) << rdmig_last_error(src.s);
+	ASSERT_TRUE(WaitFor(src.s, 60000, [](const rdmig_stats &s) {
+		return s.status == RDMIG_STATUS_PRE_SWITCHOVER || s.status == RDMIG_STATUS_FAILED;
+	}));
+	ASSERT_EQ(0, rdmig_cancel(src.s));
+	rdmig_status st;
+	ASSERT_EQ(0, rdmig_wait(src.s, 60000, &st));
+	EXPECT_EQ(RDMIG_STATUS_CANCELLED, st);
+	PeerResult r;
+	ASSERT_TRUE(dest.Result(&r, 60000));
+	EXPECT_NE(RDMIG_STATUS_COMPLETED, r.status);
+	EXPECT_EQ(0u, r.starts);
+	struct guest_counters gc;
+	guest_counters(src.g, &gc);
+	EXPECT_TRUE(gc.running) << "the source VM must run again";
+}
 
 } // namespace
