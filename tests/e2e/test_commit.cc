@@ -26,6 +26,7 @@ struct CommitCase {
 	rdmig_status dst;      /* destination status from rdmig_wait(), ... */
 	rdmig_status dst_alt;  /* ... or this one (a race the protocol allows) */
 	const char *dst_resolve; /* destination's rdmig_resolve() if commit-unknown */
+	bool dst_dies;           /* the destination's fault kills it (":kill") */
 };
 
 constexpr rdmig_status kUnknown = RDMIG_STATUS_COMMIT_UNKNOWN;
@@ -35,26 +36,29 @@ constexpr rdmig_status kCancelled = RDMIG_STATUS_CANCELLED;
 
 const CommitCase kCases[] = {
 	/* COMPLETE never left: the source takes its VM back. */
-	{"CompleteLost", "src-before-complete", "", kFailed, kFailed, kFailed, ""},
+	{"CompleteLost", "src-before-complete", "", kFailed, kFailed, kFailed, "", false},
 	/* The destination stalls loading past the source's patience (both ran before). */
-	{"DestinationStallsLoading", "", "dst-stall-load", kUnknown, kFailed, kUnknown, "stop"},
+	{"DestinationStallsLoading", "", "dst-stall-load", kUnknown, kFailed, kUnknown, "stop", false},
 	/* The destination never says READY: it knows it will not run. */
-	{"ReadyNeverSent", "", "dst-before-ready", kUnknown, kFailed, kFailed, ""},
+	{"ReadyNeverSent", "", "dst-before-ready", kUnknown, kFailed, kFailed, "", false},
 	/* READY lost on the way: nobody knows; the VMM runs the source. */
-	{"ReadyLost", "src-lose-ready", "", kUnknown, kUnknown, kUnknown, "stop"},
+	{"ReadyLost", "src-lose-ready", "", kUnknown, kUnknown, kUnknown, "stop", false},
 	/* GO never sent: the destination cannot tell; the VMM runs the source. */
-	{"GoNeverSent", "src-before-go", "", kUnknown, kUnknown, kUnknown, "stop"},
+	{"GoNeverSent", "src-before-go", "", kUnknown, kUnknown, kUnknown, "stop", false},
 	/* GO lost: the source cannot tell; the VMM runs the destination. */
-	{"GoLost", "", "dst-lose-go", kUnknown, kUnknown, kUnknown, "run"},
+	{"GoLost", "", "dst-lose-go", kUnknown, kUnknown, kUnknown, "run", false},
 	/* DONE lost: the destination runs; the source must not. */
-	{"DoneLost", "", "dst-before-done", kUnknown, kDone, kDone, ""},
+	{"DoneLost", "", "dst-before-done", kUnknown, kDone, kDone, "", false},
 	/* A cancel before GO wins on either side: the source runs. */
-	{"SourceCancelsBeforeGo", "src-cancel-wait-ready", "", kCancelled, kCancelled, kCancelled, ""},
-	{"DestinationCancelsBeforeGo", "", "dst-cancel-wait-go", kFailed, kCancelled, kCancelled, ""},
+	{"SourceCancelsBeforeGo", "src-cancel-wait-ready", "", kCancelled, kCancelled, kCancelled, "", false},
+	{"DestinationCancelsBeforeGo", "", "dst-cancel-wait-go", kFailed, kCancelled, kCancelled, "", false},
 	/* After GO the source's cancel is refused (-EBUSY) and the migration completes. */
-	{"SourceCancelAfterGoRefused", "src-cancel-after-go", "", kDone, kDone, kDone, ""},
+	{"SourceCancelAfterGoRefused", "src-cancel-after-go", "", kDone, kDone, kDone, "", false},
+	/* The destination host dies inside the commit: the VMM runs the source. */
+	{"DestinationDiesBeforeReady", "", "dst-before-ready:kill", kUnknown, kFailed, kFailed, "", true},
+	{"DestinationDiesOnGo", "", "dst-lose-go:kill", kUnknown, kFailed, kFailed, "", true},
 	/* Nothing lost. */
-	{"NothingLost", "", "", kDone, kDone, kDone, ""},
+	{"NothingLost", "", "", kDone, kDone, kDone, "", false},
 };
 
 class Commit : public ::testing::TestWithParam<CommitCase> {
@@ -111,8 +115,16 @@ TEST_P(Commit, AtMostOneRunsAndItHasAllTheMemory)
 	rdmig_status st;
 	/* Nothing may hang: the commit ends within a few peer timeouts. */
 	ASSERT_EQ(0, rdmig_wait(src.s, 60000, &st));
-	PeerResult r;
-	ASSERT_TRUE(dest.Result(&r, 60000)) << "the destination hung or died";
+	PeerResult r{};
+	if (c.dst_dies) {
+		/* Killed where its fault fired: it reports nothing and ran nothing. */
+		ASSERT_FALSE(dest.Result(&r, 60000)) << "the destination should have died";
+		r = PeerResult{};
+		r.status = r.first_status = RDMIG_STATUS_FAILED;
+		snprintf(r.error, sizeof(r.error), "killed at %s", c.dst_fault);
+	} else {
+		ASSERT_TRUE(dest.Result(&r, 60000)) << "the destination hung or died";
+	}
 	std::string why = std::string("source: ") + rdmig_last_error(src.s) + "; destination: " + r.error;
 
 	EXPECT_EQ(c.src, st) << rdmig_status_name(st) << "; " << why;
