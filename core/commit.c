@@ -58,8 +58,6 @@ static enum src_event src_wait(struct rdm_commit *c, bool want_done)
 
 	pthread_mutex_lock(&s->lock);
 	while (ev == EV_NONE) {
-		struct timespec ts;
-
 		if (want_done ? s->complete_acked : s->ready_seq == c->seq)
 			ev = want_done ? EV_DONE : EV_READY;
 		else if (s->refused)
@@ -72,13 +70,7 @@ static enum src_event src_wait(struct rdm_commit *c, bool want_done)
 			ev = EV_LOST;
 		if (ev != EV_NONE)
 			break;
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_nsec += 50 * 1000000;
-		if (ts.tv_nsec >= 1000000000) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000;
-		}
-		pthread_cond_timedwait(&s->cond, &s->lock, &ts);
+		rdm_cond_slice(s, 50);
 	}
 	c->err = s->rp_error ? s->rp_error : -ETIMEDOUT;
 	pthread_mutex_unlock(&s->lock);
@@ -88,10 +80,12 @@ static enum src_event src_wait(struct rdm_commit *c, bool want_done)
 	return ev;
 }
 
-/* Cancel before GO: the destination is told, and will not run without GO anyway. */
+/*
+ * Cancel before GO: the destination will not run without GO, and the unwind
+ * (source.c) tells it so.
+ */
 static enum rdm_commit_state src_cancelled(struct rdm_commit *c)
 {
-	rdm_send_error(c->s, -ECANCELED, "migration cancelled by the source");
 	c->err = -ECANCELED;
 	return RDM_COMMIT_ABORTED;
 }

@@ -141,6 +141,19 @@ enum rdmig_status rdm_get_status(struct rdmig_session *s)
 	return st;
 }
 
+void rdm_cond_slice(struct rdmig_session *s, int ms)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_nsec += (long)ms * 1000000;
+	if (ts.tv_nsec >= 1000000000) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000;
+	}
+	pthread_cond_timedwait(&s->cond, &s->lock, &ts);
+}
+
 bool rdm_cancelled(struct rdmig_session *s)
 {
 	return atomic_load(&s->cancel);

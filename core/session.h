@@ -87,6 +87,9 @@ void rdm_set_error(struct rdmig_session *s, const char *fmt, ...)
 void rdm_set_api_error(struct rdmig_session *s, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 
+/* Wait on s->cond (lock held) for at most ms; callers re-check their predicate. */
+void rdm_cond_slice(struct rdmig_session *s, int ms);
+
 bool rdm_cancelled(struct rdmig_session *s);
 /* -ECANCELED after cancel, the return path's error if it failed, else 0. */
 int rdm_check_abort(struct rdmig_session *s);

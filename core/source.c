@@ -149,8 +149,6 @@ static int wait_rp(struct rdmig_session *s, uint64_t seq, int timeout_ms)
 
 	pthread_mutex_lock(&s->lock);
 	for (;;) {
-		struct timespec ts;
-
 		if (s->acked_seq >= seq)
 			break;
 		if (s->rp_error) {
@@ -165,13 +163,7 @@ static int wait_rp(struct rdmig_session *s, uint64_t seq, int timeout_ms)
 			ret = -ETIMEDOUT;
 			break;
 		}
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_nsec += 50 * 1000000;
-		if (ts.tv_nsec >= 1000000000) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000;
-		}
-		pthread_cond_timedwait(&s->cond, &s->lock, &ts);
+		rdm_cond_slice(s, 50);
 	}
 	pthread_mutex_unlock(&s->lock);
 	if (ret == -ETIMEDOUT)
