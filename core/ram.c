@@ -62,7 +62,7 @@ static int flush_zero(struct rdm_ram *r)
 	if (!ret)
 		ret = rdm_tp_send(s->tp, r->zbuf, len);
 	if (ret) {
-		rdm_set_error(s, "sending zero runs: %s", s->tp->err);
+		rdm_set_error(s, "sending zero runs: %s", rdm_tp_why(ret));
 		return ret;
 	}
 	r->bytes_total += len;
@@ -141,7 +141,7 @@ static int write_data(struct rdm_ram *r, unsigned bi, uint64_t first, uint64_t n
 	ret = rdm_tp_write(s->tp, bi, first * b->page_size, len);
 	if (ret) {
 		rdm_set_error(s, "writing %s+%llu: %s", b->name,
-			      (unsigned long long)(first * b->page_size), s->tp->err);
+			      (unsigned long long)(first * b->page_size), rdm_tp_why(ret));
 		return ret;
 	}
 	r->bytes_total += len;

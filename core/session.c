@@ -426,7 +426,7 @@ int rdm_send_msg(struct rdmig_session *s, const struct rdm_msg *m)
 		ret = rdm_tp_send(s->tp, buf, len);
 	if (ret)
 		rdm_set_error(s, "sending %s: %s", rdm_msg_name((uint16_t)m->type),
-			      s->tp->err[0] ? s->tp->err : strerror(-ret));
+			      rdm_tp_why(ret));
 	if (buf != small)
 		free(buf);
 	return ret;
@@ -522,7 +522,7 @@ int rdm_session_set_blocks(struct rdmig_session *s)
 	for (unsigned i = 0; i < s->nblocks; i++)
 		tb[i] = (struct rdm_tp_block){s->blocks[i].name, s->blocks[i].host,
 					      s->blocks[i].len, s->blocks[i].page_size};
-	ret = s->tp->ops->set_blocks(s->tp, tb, s->nblocks);
+	ret = rdm_tp_set_blocks(s->tp, tb, s->nblocks);
 	free(tb);
 	return ret;
 }

@@ -127,7 +127,7 @@ static void *rp_main(void *arg)
 		}
 		if (ret) {
 			rdm_set_error(s, "return path: %s",
-				      s->tp->err[0] ? s->tp->err : strerror(-ret));
+				      rdm_tp_why(ret));
 			break;
 		}
 		last_rx = rdm_now_ms();
@@ -263,7 +263,7 @@ static int setup(struct rdmig_session *s)
 
 	ret = rdm_session_set_blocks(s);
 	if (ret) {
-		rdm_set_error(s, "transport block setup: %s", s->tp->err);
+		rdm_set_error(s, "transport block setup: %s", rdm_tp_why(ret));
 		return ret;
 	}
 	pthread_mutex_lock(&s->lock);
@@ -294,9 +294,9 @@ static int pass(struct rdmig_session *s, struct rdm_ram *ram, uint64_t seq)
 	ret = rdm_ram_send_dirty(ram);
 	if (ret)
 		return ret;
-	ret = s->tp->ops->fence(s->tp, seq);
+	ret = rdm_tp_fence(s->tp, seq);
 	if (ret) {
-		rdm_set_error(s, "fence: %s", s->tp->err);
+		rdm_set_error(s, "fence: %s", rdm_tp_why(ret));
 		return ret;
 	}
 	m.u.seq.seq = seq;
