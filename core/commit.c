@@ -72,12 +72,7 @@ static enum src_event src_wait(struct rdm_commit *c, bool want_done)
 			ev = EV_LOST;
 		if (ev != EV_NONE)
 			break;
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_nsec += 50 * 1000000;
-		if (ts.tv_nsec >= 1000000000) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000;
-		}
+		rdm_deadline_ts(&ts, 50);
 		pthread_cond_timedwait(&s->cond, &s->lock, &ts);
 	}
 	c->err = s->rp_error ? s->rp_error : -ETIMEDOUT;

@@ -332,7 +332,7 @@ out:
 	return NULL;
 }
 
-int rdmig_incoming(rdmig_session *s, const char *uri)
+int rdm_dest_incoming(struct rdmig_session *s, const char *uri)
 {
 	char err[RDM_TP_ERRLEN] = "";
 	struct rdm_tp_opts to;
@@ -356,10 +356,8 @@ int rdmig_incoming(rdmig_session *s, const char *uri)
 	}
 	s->t_start_ms = rdm_now_ms();
 	rdm_set_status(s, RDMIG_STATUS_SETUP);
-	s->started = true;
-	ret = -pthread_create(&s->thread, NULL, rdm_dest_main, s);
+	ret = rdm_session_start(s, rdm_dest_main);
 	if (ret) {
-		s->started = false;
 		s->ops->listener_close(s->listener);
 		s->listener = NULL;
 		rdm_set_status(s, RDMIG_STATUS_NONE);
