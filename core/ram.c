@@ -206,9 +206,11 @@ int rdm_ram_send_dirty(struct rdm_ram *r)
 			pos += n;
 			r->remaining -= r->remaining < n * b->page_size ? r->remaining
 									: n * b->page_size;
-			if (r->bytes_total >= r->next_stats) {
+			/* query-migrate sees progress every 16 MiB, or 100 ms at a low limit. */
+			if (r->bytes_total >= r->next_stats || rdm_now_ms() >= r->next_stats_ms) {
 				rdm_ram_publish(r);
 				r->next_stats = r->bytes_total + (16u << 20);
+				r->next_stats_ms = rdm_now_ms() + 100;
 			}
 		}
 		rdm_bitmap_clear_all(b->dirty, b->npages);

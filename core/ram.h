@@ -33,6 +33,7 @@ struct rdm_ram {
 	uint8_t *zbuf; /* encoded ZERO_RUNS frame */
 	struct rdm_rate rate;          /* max-bandwidth */
 	uint64_t next_stats;           /* bytes_total at which stats refresh */
+	uint64_t next_stats_ms;        /* ... or this time, whichever comes first */
 };
 
 /* Every page starts dirty: the first pass sends all of RAM. */

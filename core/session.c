@@ -86,6 +86,16 @@ bool rdm_on_session_thread(const struct rdmig_session *s)
 	return tls_self == s;
 }
 
+unsigned rdm_session_users(struct rdmig_session *s)
+{
+	unsigned n;
+
+	pthread_mutex_lock(&s->lock);
+	n = s->users;
+	pthread_mutex_unlock(&s->lock);
+	return n;
+}
+
 int rdmig_session_create(enum rdmig_role role, const struct rdmig_callbacks *cb, void *opaque,
 			 rdmig_session **out)
 {

@@ -105,6 +105,8 @@ int rdm_api_enter(struct rdmig_session *s, bool fresh);
 int rdm_api_leave(struct rdmig_session *s, int ret);
 /* true on the session's migration thread, i.e. inside one of its callbacks. */
 bool rdm_on_session_thread(const struct rdmig_session *s);
+/* API calls inside s right now (tests wait for their waiters with it). */
+unsigned rdm_session_users(struct rdmig_session *s);
 /* Forget this thread's failed-call text for s (a new call begins). */
 void rdm_api_error_reset(const struct rdmig_session *s);
 
