@@ -96,6 +96,16 @@ static int add_zero(struct rdm_ram *r, unsigned block, uint64_t first, uint64_t 
 	return 0;
 }
 
+/* query-migrate sees progress every 16 MiB, or every 100 ms at a low limit. */
+static void maybe_publish(struct rdm_ram *r)
+{
+	if (r->bytes_total >= r->next_stats || rdm_now_ms() >= r->next_stats_ms) {
+		rdm_ram_publish(r);
+		r->next_stats = r->bytes_total + (16u << 20);
+		r->next_stats_ms = rdm_now_ms() + 100;
+	}
+}
+
 static uint64_t now_us(void)
 {
 	struct timespec ts;
@@ -151,6 +161,7 @@ static int write_data(struct rdm_ram *r, unsigned bi, uint64_t first, uint64_t n
 		r->normal_bytes += len;
 		first += k;
 		n -= k;
+		maybe_publish(r);
 	}
 	return 0;
 }
@@ -206,12 +217,7 @@ int rdm_ram_send_dirty(struct rdm_ram *r)
 			pos += n;
 			r->remaining -= r->remaining < n * b->page_size ? r->remaining
 									: n * b->page_size;
-			/* query-migrate sees progress every 16 MiB, or 100 ms at a low limit. */
-			if (r->bytes_total >= r->next_stats || rdm_now_ms() >= r->next_stats_ms) {
-				rdm_ram_publish(r);
-				r->next_stats = r->bytes_total + (16u << 20);
-				r->next_stats_ms = rdm_now_ms() + 100;
-			}
+			maybe_publish(r);
 		}
 		rdm_bitmap_clear_all(b->dirty, b->npages);
 	}

@@ -32,16 +32,25 @@ bool PinAll()
 	return p && *p == '1';
 }
 
-/* Bytes per second put on the wire over the next ms milliseconds. */
-double RateOver(rdmig_session *s, int ms)
+/* Bytes per second put on the wire over the next ms milliseconds, and the most in any second. */
+double RateOver(rdmig_session *s, int ms, double *peak)
 {
-	rdmig_stats a, b;
+	rdmig_stats a, b, prev;
 	rdmig_query(s, &a);
-	uint64_t t0 = NowMs();
-	usleep((useconds_t)ms * 1000); /* the measuring window itself, not an ordering */
-	rdmig_query(s, &b);
-	uint64_t t1 = NowMs();
-	return (double)(b.ram_transferred - a.ram_transferred) * 1000.0 / (double)(t1 - t0);
+	uint64_t t0 = NowMs(), tp = t0;
+	prev = a;
+	*peak = 0;
+	/* The measuring window itself, in one-second samples: no ordering waits on it. */
+	for (int i = 0; i < ms / 1000; i++) {
+		usleep(1000 * 1000);
+		rdmig_query(s, &b);
+		uint64_t t = NowMs();
+		double r = (double)(b.ram_transferred - prev.ram_transferred) * 1000.0 / (double)(t - tp);
+		*peak = r > *peak ? r : *peak;
+		prev = b;
+		tp = t;
+	}
+	return (double)(prev.ram_transferred - a.ram_transferred) * 1000.0 / (double)(tp - t0);
 }
 
 void ExpectSameMemory(Source &src, DestProcess &dest)
@@ -59,33 +68,37 @@ void ExpectSameMemory(Source &src, DestProcess &dest)
 TEST_F(Live, MaxBandwidthFollowsTheNewValue)
 {
 	const double mib = 1 << 20;
-	guest_cfg cfg = DefaultGuest(96, 0);
+	/* Low figures: the soft-RoCE VM runs emulated and moves well under 10 MiB/s. */
+	guest_cfg cfg = DefaultGuest(48, 0);
 	DestProcess dest;
 	ASSERT_TRUE(dest.Spawn(cfg, TestHost()));
 	Source src;
 	ASSERT_TRUE(src.Create(cfg));
 	ASSERT_EQ(0, rdmig_set_capability(src.s, RDMIG_CAP_RDMA_PIN_ALL, PinAll()));
-	ASSERT_EQ(0, rdmig_set_parameter(src.s, RDMIG_PARAM_MAX_BANDWIDTH, 4u << 20));
+	ASSERT_EQ(0, rdmig_set_parameter(src.s, RDMIG_PARAM_MAX_BANDWIDTH, 1u << 20));
 	ASSERT_EQ(0, rdmig_migrate(src.s, dest.Uri().c_str())) << rdmig_last_error(src.s);
 	ASSERT_TRUE(WaitFor(src.s, 60000, [](const rdmig_stats &st) {
-		return st.status == RDMIG_STATUS_ACTIVE && st.ram_transferred > (1u << 20);
+		return st.status == RDMIG_STATUS_ACTIVE && st.ram_transferred > (256u << 10);
 	}));
-	double slow = RateOver(src.s, 2000);
-	ASSERT_EQ(0, rdmig_set_parameter(src.s, RDMIG_PARAM_MAX_BANDWIDTH, 16u << 20))
+	double slow_peak, fast_peak;
+	double slow = RateOver(src.s, 3000, &slow_peak);
+	ASSERT_EQ(0, rdmig_set_parameter(src.s, RDMIG_PARAM_MAX_BANDWIDTH, 4u << 20))
 		<< rdmig_last_error(src.s);
-	double fast = RateOver(src.s, 2000);
-	printf("max-bandwidth 4 MiB/s: measured %.2f MiB/s; raised live to 16 MiB/s: %.2f MiB/s\n",
-	       slow / mib, fast / mib);
+	double fast = RateOver(src.s, 3000, &fast_peak);
+	printf("max-bandwidth 1 MiB/s: measured %.2f MiB/s (busiest second %.2f); raised live "
+	       "to 4 MiB/s: %.2f MiB/s (busiest second %.2f)\n",
+	       slow / mib, slow_peak / mib, fast / mib, fast_peak / mib);
 	rdmig_stats st;
 	ASSERT_EQ(0, rdmig_query(src.s, &st));
 	ASSERT_EQ(RDMIG_STATUS_ACTIVE, st.status) << "it must still be running to measure";
 	/* The limit is a ceiling (plus one 100 ms burst); the floor is loose: a loaded box. */
-	EXPECT_LE(slow, 4 * mib * 1.2);
-	EXPECT_GE(slow, 4 * mib * 0.5);
-	EXPECT_LE(fast, 16 * mib * 1.2);
-	EXPECT_GE(fast, 16 * mib * 0.5) << "the raised limit was not applied";
-	/* The downtime estimate uses the limited rate, not a burst. */
-	EXPECT_LE(st.mbps, 16 * 8.0 * 1.2 * 1.048576) << "Mbit/s above the limit";
+	EXPECT_LE(slow, 1 * mib * 1.2);
+	EXPECT_GE(slow, 1 * mib * 0.5);
+	EXPECT_LE(fast, 4 * mib * 1.2);
+	EXPECT_GE(fast, 4 * mib * 0.5) << "the raised limit was not applied";
+	/* Smooth: no second carries much more than its share (a burst is 100 ms). */
+	EXPECT_LE(slow_peak, 1 * mib * 1.5) << "bursty at 1 MiB/s";
+	EXPECT_LE(fast_peak, 4 * mib * 1.5) << "bursty at 4 MiB/s";
 
 	ASSERT_EQ(0, rdmig_set_parameter(src.s, RDMIG_PARAM_MAX_BANDWIDTH, 0));
 	rdmig_status fin;
@@ -106,7 +119,7 @@ TEST_F(Live, RaisedDowntimeLimitLetsItComplete)
 	Source src;
 	ASSERT_TRUE(src.Create(cfg));
 	ASSERT_EQ(0, rdmig_set_capability(src.s, RDMIG_CAP_RDMA_PIN_ALL, PinAll()));
-	ASSERT_EQ(0, rdmig_set_parameter(src.s, RDMIG_PARAM_MAX_BANDWIDTH, 16u << 20));
+	ASSERT_EQ(0, rdmig_set_parameter(src.s, RDMIG_PARAM_MAX_BANDWIDTH, 4u << 20));
 	ASSERT_EQ(0, rdmig_set_parameter(src.s, RDMIG_PARAM_DOWNTIME_LIMIT, 50));
 	ASSERT_EQ(0, guest_start_workload(src.g));
 	ASSERT_EQ(0, rdmig_migrate(src.s, dest.Uri().c_str()));
@@ -134,12 +147,14 @@ TEST_F(Live, RaisedDowntimeLimitLetsItComplete)
 }
 
 /*
- * The destination freezes (SIGSTOP) mid-transfer: the source's sends fill the
- * socket buffers and block. A cancel must not wait out the 60 s peer timeout.
+ * The destination freezes (SIGSTOP) mid-transfer: over tcp the source's sends
+ * fill the socket buffers and block; over rdma (the NIC still places writes)
+ * it blocks on the frozen side's credits, keys or acks. A cancel must not wait
+ * out the 60 s peer timeout.
  */
 TEST_F(Live, CancelReachesASourceStalledInASend)
 {
-	guest_cfg cfg = DefaultGuest(128, 0);
+	guest_cfg cfg = DefaultGuest(128, 16);
 	setenv("RDMIG_TEST_PEER_TIMEOUT", "60000", 1);
 	DestProcess dest;
 	bool spawned = dest.Spawn(cfg, TestHost());
@@ -147,17 +162,22 @@ TEST_F(Live, CancelReachesASourceStalledInASend)
 	ASSERT_TRUE(spawned);
 	Source src;
 	ASSERT_TRUE(src.Create(cfg));
-	std::vector<uint32_t> before;
-	for (unsigned i = 0; i < guest_nblocks(src.g); i++)
-		before.push_back(guest_block_crc(src.g, i));
 	ASSERT_EQ(0, rdmig_set_capability(src.s, RDMIG_CAP_RDMA_PIN_ALL, PinAll()));
 	ASSERT_EQ(0, rdmig_set_parameter(src.s, RDMIG_PARAM_PEER_TIMEOUT, 60000));
 	ASSERT_EQ(0, rdmig_set_parameter(src.s, RDMIG_PARAM_MAX_BANDWIDTH, 32u << 20));
+	/* Never converges: it is still iterating when the destination freezes. */
+	ASSERT_EQ(0, rdmig_set_parameter(src.s, RDMIG_PARAM_DOWNTIME_LIMIT, 0));
+	ASSERT_EQ(0, guest_start_workload(src.g));
 	ASSERT_EQ(0, rdmig_migrate(src.s, dest.Uri().c_str()));
 	ASSERT_TRUE(WaitFor(src.s, 60000, [](const rdmig_stats &st) {
 		return st.status == RDMIG_STATUS_ACTIVE && st.ram_transferred > (8u << 20);
 	}));
 	ASSERT_EQ(0, kill(dest.pid, SIGSTOP));
+	/* From here the source memory holds still, so the cancel can be checked against it. */
+	guest_stop_workload(src.g);
+	std::vector<uint32_t> before;
+	for (unsigned i = 0; i < guest_nblocks(src.g); i++)
+		before.push_back(guest_block_crc(src.g, i));
 	/* Stalled: no byte moves for a second (buffers full, or waiting for an ack). */
 	bool stalled = false;
 	rdmig_stats a, b;
