@@ -72,12 +72,7 @@ static enum src_event src_wait(struct rdm_commit *c, bool want_done)
 			ev = EV_LOST;
 		if (ev != EV_NONE)
 			break;
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_nsec += 50 * 1000000;
-		if (ts.tv_nsec >= 1000000000) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000;
-		}
+		rdm_deadline_ts(&ts, 50);
 		pthread_cond_timedwait(&s->cond, &s->lock, &ts);
 	}
 	c->err = s->rp_error ? s->rp_error : -ETIMEDOUT;
@@ -170,10 +165,10 @@ static int dst_load(struct rdm_commit *c)
 
 		nanosleep(&ts, NULL);
 	}
-	ret = s->tp->ops->wait_fence(s->tp, c->seq, c->timeout_ms);
+	ret = rdm_tp_wait_fence(s->tp, c->seq, c->timeout_ms);
 	if (ret) {
 		rdm_set_error(s, "waiting for the last pages (iteration %llu): %s",
-			      (unsigned long long)c->seq, s->tp->err[0] ? s->tp->err : strerror(-ret));
+			      (unsigned long long)c->seq, rdm_tp_why(ret));
 		return ret;
 	}
 	return rdm_devstate_load(s, c->dev);
@@ -204,7 +199,7 @@ static enum rdm_commit_state dst_wait_go(struct rdm_commit *c)
 		}
 		if (ret) {
 			rdm_set_error(s, "source connection lost while waiting for go: %s",
-				      s->tp->err[0] ? s->tp->err : strerror(-ret));
+				      rdm_tp_why(ret));
 			c->err = ret;
 			return RDM_COMMIT_UNKNOWN;
 		}

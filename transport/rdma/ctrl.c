@@ -142,9 +142,8 @@ int rt_ctrl_send(struct rdm_rdma *r, const void *msg, size_t len)
 	int ret = 0;
 
 	if (len > RT_MAX_MSG) {
-		snprintf(r->base.err, sizeof(r->base.err), "control message of %zu bytes (max %u)",
-			 len, RT_MAX_MSG);
-		return -EMSGSIZE;
+		return rdm_tp_fail(-EMSGSIZE, "control message of %zu bytes (max %u)", len,
+				   RT_MAX_MSG);
 	}
 	pthread_mutex_lock(&r->lock);
 	while (!r->error && r->fill - r->done >= RT_SLOTS) {

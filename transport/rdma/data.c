@@ -113,9 +113,8 @@ int rt_write(struct rdm_tp *t, unsigned block, uint64_t off, uint64_t len)
 		return -EINVAL;
 	b = &r->blocks[block];
 	if (off > b->len || len > b->len - off) {
-		snprintf(t->err, sizeof(t->err), "write %s+%llu len %llu outside the block", b->name,
-			 (unsigned long long)off, (unsigned long long)len);
-		return -EINVAL;
+		return rdm_tp_fail(-EINVAL, "write %s+%llu len %llu outside the block", b->name,
+				   (unsigned long long)off, (unsigned long long)len);
 	}
 	while (len) {
 		uint64_t k = off / r->chunk, end = (k + 1) * r->chunk;
@@ -263,9 +262,8 @@ int rt_wait_fence(struct rdm_tp *t, uint64_t seq, int timeout_ms)
 			break;
 		}
 		if (rt_now_ms() >= deadline) {
-			snprintf(t->err, sizeof(t->err), "fence %llu: %u data queue(s) behind",
-				 (unsigned long long)seq, behind);
-			ret = -ETIMEDOUT;
+			ret = rdm_tp_fail(-ETIMEDOUT, "fence %llu: %u data queue(s) behind",
+					  (unsigned long long)seq, behind);
 			break;
 		}
 		rt_slice(&ts, 100);

@@ -119,6 +119,7 @@ struct rdm_rdma {
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
 	int error;     /* first failure; every later call returns it */
+	char errmsg[RDM_TP_ERRLEN]; /* its text, for calls on other threads that return it */
 	bool stopping; /* close() in progress */
 	bool hangup;   /* the peer disconnected (CM thread -> progress thread) */
 	pthread_t progress, cmthread;
