@@ -469,6 +469,9 @@ int rt_accept(struct rdm_tp_listener *lb, int timeout_ms, struct rdm_tp **out, c
 	struct rdma_cm_event *ev;
 	int ret;
 
+	/* Only this call's refusals: -ETIMEDOUT with an empty err means nobody came. */
+	if (errlen)
+		err[0] = '\0';
 	while (!l->shut) {
 		uint64_t now = rt_now_ms();
 
