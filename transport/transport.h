@@ -99,7 +99,9 @@ struct rdm_tp_ops {
 	int (*send)(struct rdm_tp *t, const void *msg, size_t len);
 	/*
 	 * One whole message into buf; -ETIMEDOUT, -EMSGSIZE (> cap; *len = its
-	 * size), -ECONNRESET. A message cut by a timeout is kept for the next call.
+	 * size; the message is kept for a call with a bigger buffer), -ECONNRESET
+	 * (after every message the peer sent before it hung up). A message cut by
+	 * a timeout is kept for the next call.
 	 * Timeouts here and in wait_fence()/accept(): < 0 waits without limit.
 	 */
 	int (*recv)(struct rdm_tp *t, void *buf, size_t cap, size_t *len, int timeout_ms);

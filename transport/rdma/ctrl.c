@@ -266,7 +266,7 @@ int rt_ctrl_on_recv(struct rdm_rdma *r, const struct ibv_wc *wc)
 
 int rt_ctrl_recv(struct rdm_rdma *r, void *buf, size_t cap, size_t *len, int timeout_ms)
 {
-	uint64_t deadline = rt_now_ms() + (uint64_t)(timeout_ms < 0 ? 0 : timeout_ms);
+	uint64_t deadline = rt_deadline(timeout_ms);
 	struct rt_msgq *q;
 	int ret = 0;
 
@@ -280,12 +280,15 @@ int rt_ctrl_recv(struct rdm_rdma *r, void *buf, size_t cap, size_t *len, int tim
 			ret = -ETIMEDOUT;
 			break;
 		}
-		rt_slice(&ts, (int)(deadline - now));
+		rt_slice(&ts, deadline - now > 100 ? 100 : (int)(deadline - now));
 		pthread_cond_timedwait(&r->cond, &r->lock, &ts);
 	}
 	q = r->qhead;
 	if (q && q->len > cap) {
-		ret = rt_fail(r, -EMSGSIZE, "control message of %zu bytes, buffer %zu", q->len, cap);
+		/* Kept for a call with a bigger buffer; the session goes on. */
+		*len = q->len;
+		ret = rdm_tp_fail(-EMSGSIZE, "recv: %zu-byte message exceeds the %zu-byte buffer",
+				  q->len, cap);
 	} else if (q) {
 		r->qhead = q->next;
 		if (!r->qhead)

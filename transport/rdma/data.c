@@ -244,7 +244,7 @@ int rt_data_on_send(struct rdm_rdma *r, struct rt_qp *q, const struct ibv_wc *wc
 int rt_wait_fence(struct rdm_tp *t, uint64_t seq, int timeout_ms)
 {
 	struct rdm_rdma *r = to_rdma(t);
-	uint64_t deadline = rt_now_ms() + (uint64_t)(timeout_ms < 0 ? 0 : timeout_ms);
+	uint64_t deadline = rt_deadline(timeout_ms);
 	int ret = 0;
 
 	pthread_mutex_lock(&r->lock);

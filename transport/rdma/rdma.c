@@ -17,6 +17,11 @@ uint64_t rt_now_ms(void)
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
+uint64_t rt_deadline(int timeout_ms)
+{
+	return timeout_ms < 0 ? UINT64_MAX : rt_now_ms() + (uint64_t)timeout_ms;
+}
+
 void rt_slice(struct timespec *ts, int ms)
 {
 	if (ms > 100 || ms < 0)

@@ -434,8 +434,8 @@ static int recv_locked(struct rdm_tcp *t, uint8_t *buf, size_t cap, size_t *len,
 		t->rx_got = 0;
 	}
 	if (RDM_HDR_LEN + (size_t)t->rx_plen > cap) {
+		/* Only the header is in: the message stays for a bigger buffer. */
 		*len = RDM_HDR_LEN + (size_t)t->rx_plen;
-		t->ctrl_rx_err = -EMSGSIZE;
 		return rdm_tcp_err(t, -EMSGSIZE, "recv: %zu-byte message exceeds the %zu-byte "
 						 "buffer", *len, cap);
 	}
