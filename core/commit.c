@@ -164,10 +164,10 @@ static int dst_load(struct rdm_commit *c)
 
 		nanosleep(&ts, NULL);
 	}
-	ret = s->tp->ops->wait_fence(s->tp, c->seq, c->timeout_ms);
+	ret = rdm_tp_wait_fence(s->tp, c->seq, c->timeout_ms);
 	if (ret) {
 		rdm_set_error(s, "waiting for the last pages (iteration %llu): %s",
-			      (unsigned long long)c->seq, s->tp->err[0] ? s->tp->err : strerror(-ret));
+			      (unsigned long long)c->seq, rdm_tp_why(ret));
 		return ret;
 	}
 	return rdm_devstate_load(s, c->dev);
@@ -198,7 +198,7 @@ static enum rdm_commit_state dst_wait_go(struct rdm_commit *c)
 		}
 		if (ret) {
 			rdm_set_error(s, "source connection lost while waiting for go: %s",
-				      s->tp->err[0] ? s->tp->err : strerror(-ret));
+				      rdm_tp_why(ret));
 			c->err = ret;
 			return RDM_COMMIT_UNKNOWN;
 		}

@@ -127,7 +127,7 @@ static void *rp_main(void *arg)
 		}
 		if (ret) {
 			rdm_set_error(s, "return path: %s",
-				      s->tp->err[0] ? s->tp->err : strerror(-ret));
+				      rdm_tp_why(ret));
 			break;
 		}
 		last_rx = rdm_now_ms();
@@ -235,16 +235,21 @@ static int setup(struct rdmig_session *s)
 {
 	struct rdm_tp_opts to;
 	char err[RDM_TP_ERRLEN] = "";
+	struct rdm_tp *tp = NULL;
 	uint8_t *buf;
 	int ret;
 
 	rdm_session_tp_opts(s, &to);
-	ret = s->ops->connect(&s->addr, &to, &s->tp, err, sizeof(err));
+	ret = s->ops->connect(&s->addr, &to, &tp, err, sizeof(err));
 	if (ret) {
 		rdm_set_error(s, "connect %s:%u: %s", s->addr.host, s->addr.port,
 			      err[0] ? err : strerror(-ret));
 		return ret;
 	}
+	/* Published under the lock: a cancel may shut it down from another thread. */
+	pthread_mutex_lock(&s->lock);
+	s->tp = tp;
+	pthread_mutex_unlock(&s->lock);
 	buf = malloc(RDM_CTRL_BUF);
 	if (!buf)
 		return -ENOMEM;
@@ -255,7 +260,7 @@ static int setup(struct rdmig_session *s)
 
 	ret = rdm_session_set_blocks(s);
 	if (ret) {
-		rdm_set_error(s, "transport block setup: %s", s->tp->err);
+		rdm_set_error(s, "transport block setup: %s", rdm_tp_why(ret));
 		return ret;
 	}
 	pthread_mutex_lock(&s->lock);
@@ -286,9 +291,9 @@ static int pass(struct rdmig_session *s, struct rdm_ram *ram, uint64_t seq)
 	ret = rdm_ram_send_dirty(ram);
 	if (ret)
 		return ret;
-	ret = s->tp->ops->fence(s->tp, seq);
+	ret = rdm_tp_fence(s->tp, seq);
 	if (ret) {
-		rdm_set_error(s, "fence: %s", s->tp->err);
+		rdm_set_error(s, "fence: %s", rdm_tp_why(ret));
 		return ret;
 	}
 	m.u.seq.seq = seq;
@@ -509,10 +514,12 @@ out_ram:
 	stop_rp(s);
 	rdm_ram_fini(&ram);
 out:
-	if (s->tp) {
-		s->tp->ops->close(s->tp);
-		s->tp = NULL;
-	}
+	pthread_mutex_lock(&s->lock);
+	struct rdm_tp *tp = s->tp;
+	s->tp = NULL;
+	pthread_mutex_unlock(&s->lock);
+	if (tp)
+		tp->ops->close(tp);
 	if (unknown) {
 		rdm_set_error(s, "switchover outcome unknown: %s", strerror(-ret));
 		rdm_set_status(s, RDMIG_STATUS_COMMIT_UNKNOWN);
@@ -528,7 +535,7 @@ out:
 	return NULL;
 }
 
-int rdmig_migrate(rdmig_session *s, const char *uri)
+int rdm_source_migrate(struct rdmig_session *s, const char *uri)
 {
 	struct rdm_policy_cfg pc;
 	int ret;
@@ -549,12 +556,9 @@ int rdmig_migrate(rdmig_session *s, const char *uri)
 	rdm_policy_init(&s->policy, &pc);
 	s->stats.ram_remaining = s->stats.ram_total; /* all of it, until the first pass says */
 	s->t_start_ms = rdm_now_ms();
-	s->err[0] = '\0';
 	rdm_set_status(s, RDMIG_STATUS_SETUP);
-	s->started = true;
-	ret = -pthread_create(&s->thread, NULL, rdm_source_main, s);
+	ret = rdm_session_start(s, rdm_source_main);
 	if (ret) {
-		s->started = false;
 		rdm_set_status(s, RDMIG_STATUS_NONE);
 		rdm_set_api_error(s, "cannot start the migration thread");
 	}

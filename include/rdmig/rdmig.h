@@ -9,6 +9,10 @@
  * at any time, rdmig_cancel() stops it.
  *
  * Every function returns 0 or a negative errno; rdmig_last_error() says why.
+ *
+ * Threads: every function may be called from any thread at any time, also
+ * from inside the session's callbacks (except rdmig_session_destroy(); and
+ * rdmig_wait() there returns -EDEADLK, since it would wait for itself).
  */
 #ifndef RDMIG_RDMIG_H
 #define RDMIG_RDMIG_H
@@ -131,15 +135,28 @@ struct rdmig_callbacks {
 
 int rdmig_session_create(enum rdmig_role role, const struct rdmig_callbacks *cb, void *opaque,
 			 rdmig_session **out);
-/* Cancels and waits if needed, then frees everything. */
+/*
+ * Cancels and waits if needed, then frees everything. Threads inside other
+ * calls on s (rdmig_wait() included) return -ECANCELED and are waited for;
+ * no call may start on s after destroy returns. From one of the session's
+ * own callbacks it does nothing (it would wait for its own thread).
+ */
 void rdmig_session_destroy(rdmig_session *s);
 
-/* Blocks must be added before migrate()/incoming(); same list on both sides. */
+/*
+ * Blocks must be added before migrate()/incoming(); same list on both sides.
+ * host must be aligned to page_size, and no two blocks may overlap (-EINVAL).
+ */
 int rdmig_add_block(rdmig_session *s, const char *name, void *host, uint64_t length,
 		    uint32_t page_size);
 
 int rdmig_set_capability(rdmig_session *s, enum rdmig_cap cap, bool on);
 int rdmig_get_capability(const rdmig_session *s, enum rdmig_cap cap, bool *on);
+/*
+ * During a migration only downtime-limit and max-bandwidth change (applied
+ * from the next period / the next write, like QEMU's migrate-set-parameters);
+ * any other parameter, and any capability, is -EBUSY.
+ */
 int rdmig_set_parameter(rdmig_session *s, enum rdmig_param p, uint64_t value);
 int rdmig_get_parameter(const rdmig_session *s, enum rdmig_param p, uint64_t *value);
 /* By name ("downtime-limit"), for tools; -ENOENT for an unknown name. */
@@ -155,6 +172,11 @@ int rdmig_incoming(rdmig_session *s, const char *uri);
 int rdmig_incoming_port(rdmig_session *s, uint16_t *port);
 /* Source with pause-before-switchover: leave PRE_SWITCHOVER. */
 int rdmig_continue(rdmig_session *s);
+/*
+ * A source normally stops within a pass and tells the destination; one that
+ * has not ended within half a second (stalled in a send to a frozen peer) has
+ * its transport shut down, so this returns within about that long.
+ */
 int rdmig_cancel(rdmig_session *s);
 /*
  * The switchover commit. Once the source has handed over its final state it
@@ -175,6 +197,12 @@ int rdmig_resolve(rdmig_session *s, bool run_here);
 int rdmig_wait(rdmig_session *s, int timeout_ms, enum rdmig_status *final);
 
 int rdmig_query(rdmig_session *s, struct rdmig_stats *st);
+/*
+ * Why this thread's last call on s failed; if it did not fail, the first cause
+ * of the migration's failure (empty after a success; "migration cancelled"
+ * after a cancel). A copy for the calling thread, valid until its next
+ * rdmig_last_error() call.
+ */
 const char *rdmig_last_error(rdmig_session *s);
 const char *rdmig_status_name(enum rdmig_status st);
 
