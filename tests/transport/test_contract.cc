@@ -7,6 +7,7 @@
 #include <atomic>
 #include <cerrno>
 #include <cstring>
+#include <functional>
 #include <future>
 #include <thread>
 
@@ -93,6 +94,14 @@ std::vector<std::vector<uint8_t>> Frames(unsigned n, uint64_t seed)
 	return f;
 }
 
+// Runs f when the scope ends: declared after a future whose call blocks
+// without limit, it unblocks that call if an assertion ends the case early
+// (the future's destructor waits for the call).
+struct Unblock {
+	std::function<void()> f;
+	~Unblock() { f(); }
+};
+
 using Contract = ContractTest;
 
 // ---- timeouts ----
@@ -165,6 +174,11 @@ TEST_P(Contract, NegativeTimeoutRecvWaitsForMessage)
 		size_t len = 0;
 		auto fut = std::async(std::launch::async,
 				      [&] { return ops->recv(rx, buf.data(), buf.size(), &len, -1); });
+		Unblock unblock{ [&] {
+			if (fut.valid() &&
+			    fut.wait_for(std::chrono::seconds(0)) != std::future_status::ready)
+				ops->shutdown(rx);
+		} };
 		ASSERT_EQ(fut.wait_for(STILL_BLOCKED), std::future_status::timeout)
 			<< "recv(-1) returned " << fut.get() << ": " << rdm_tp_errmsg();
 		auto f = Frame(1000, 10 + dir);
@@ -182,6 +196,11 @@ TEST_P(Contract, NegativeTimeoutWaitFenceWaitsForFence)
 	Mem m(2 * CHUNK, CHUNK + 4096, 3);
 	ASSERT_NO_FATAL_FAILURE(m.Set(p));
 	auto fut = std::async(std::launch::async, [&] { return ops->wait_fence(p.dst, 1, -1); });
+	Unblock unblock{ [&] {
+		if (fut.valid() &&
+		    fut.wait_for(std::chrono::seconds(0)) != std::future_status::ready)
+			ops->shutdown(p.dst);
+	} };
 	ASSERT_EQ(fut.wait_for(STILL_BLOCKED), std::future_status::timeout)
 		<< "wait_fence(-1) returned " << fut.get() << ": " << rdm_tp_errmsg();
 	ASSERT_EQ(ops->write(p.src, 0, 0, 2 * CHUNK), 0) << rdm_tp_errmsg();
@@ -199,6 +218,11 @@ TEST_P(Contract, NegativeTimeoutAcceptWaitsForPeer)
 	char err[RDM_TP_ERRLEN] = "";
 	auto fut = std::async(std::launch::async,
 			      [&] { return ops->accept(L.l, -1, &dst, err, sizeof(err)); });
+	Unblock unblock{ [&] {
+		if (fut.valid() &&
+		    fut.wait_for(std::chrono::seconds(0)) != std::future_status::ready)
+			ops->listener_shutdown(L.l);
+	} };
 	ASSERT_EQ(fut.wait_for(STILL_BLOCKED), std::future_status::timeout)
 		<< "accept(-1) returned " << fut.get() << ": " << err;
 	rdm_addr a;
@@ -206,6 +230,8 @@ TEST_P(Contract, NegativeTimeoutAcceptWaitsForPeer)
 	rdm_tp_opts o = Opts(GetParam());
 	ASSERT_EQ(rdm_addr_parse(Uri(GetParam(), L.port).c_str(), &a, cerr, sizeof(cerr)), 0);
 	int ret = ops->connect(&a, &o, &src, cerr, sizeof(cerr));
+	if (ret)
+		ops->listener_shutdown(L.l); // nobody is coming
 	int aret = fut.get();
 	EXPECT_EQ(ret, 0) << cerr;
 	EXPECT_EQ(aret, 0) << err;
