@@ -87,3 +87,32 @@ int rdm_auth_channel_mac(const void *key, size_t klen, uint64_t token, uint16_t 
 		memcpy(mac, full, RDM_CHAN_MAC_LEN);
 	return ret;
 }
+
+int rdm_auth_chan_proof_encode(uint8_t buf[RDM_CHAN_PROOF_FRAME], const void *key, size_t klen,
+			       const struct rdm_channel *c)
+{
+	struct rdm_msg m = {.type = RDM_MSG_CHAN_PROOF};
+	int ret;
+
+	ret = rdm_auth_channel_mac(key, klen, c->token, c->index, c->count, c->flags,
+				   m.u.chan_proof.mac);
+	if (!ret)
+		ret = rdm_msg_encode(&m, buf, RDM_CHAN_PROOF_FRAME, NULL);
+	return ret;
+}
+
+int rdm_auth_chan_proof_check(const void *buf, size_t len, const void *key, size_t klen,
+			      const struct rdm_channel *c)
+{
+	uint8_t want[RDM_CHAN_MAC_LEN];
+	struct rdm_msg m;
+	int ret;
+
+	if (len != RDM_CHAN_PROOF_FRAME || rdm_msg_decode(buf, len, &m) ||
+	    m.type != RDM_MSG_CHAN_PROOF)
+		return -EBADMSG;
+	ret = rdm_auth_channel_mac(key, klen, c->token, c->index, c->count, c->flags, want);
+	if (!ret && !rdm_auth_equal(want, m.u.chan_proof.mac, RDM_CHAN_MAC_LEN))
+		ret = -EACCES;
+	return ret;
+}

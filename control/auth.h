@@ -62,6 +62,18 @@ int rdm_auth_session_mac(const void *key, size_t klen, enum rdm_auth_dir dir,
 int rdm_auth_channel_mac(const void *key, size_t klen, uint64_t token, uint16_t index,
 			 uint16_t count, uint16_t flags, uint8_t mac[RDM_CHAN_MAC_LEN]);
 
+/* A whole CHAN_PROOF frame (header + mac) as it follows a CHANNEL hello. */
+#define RDM_CHAN_PROOF_FRAME (RDM_HDR_LEN + RDM_CHAN_MAC_LEN)
+int rdm_auth_chan_proof_encode(uint8_t buf[RDM_CHAN_PROOF_FRAME], const void *key, size_t klen,
+			       const struct rdm_channel *c);
+/*
+ * Check the CHAN_PROOF frame buf[0..len) of channel c: 0 when it proves
+ * knowledge of key, -EBADMSG when it is not a CHAN_PROOF frame, -EACCES when
+ * the mac does not match.
+ */
+int rdm_auth_chan_proof_check(const void *buf, size_t len, const void *key, size_t klen,
+			      const struct rdm_channel *c);
+
 #ifdef __cplusplus
 }
 #endif
