@@ -103,6 +103,7 @@ static int negotiate(struct dest *d)
 	uint8_t pbuf[RDM_HDR_LEN + 6 + RDM_ERRMSG_MAX];
 	struct rdm_auth_state a;
 	struct rdm_msg m, pm;
+	char why[RDM_ERRLEN];
 	int ret;
 
 	rdm_auth_init(s, &a);
@@ -115,12 +116,12 @@ static int negotiate(struct dest *d)
 		return drop(d, -EPROTONOSUPPORT,
 			    "source speaks protocol version %u, destination %u",
 			    m.u.hello.version, RDM_WIRE_VERSION);
-	ret = rdm_auth_match(s, &a, m.u.hello.features, false, d->why, sizeof(d->why));
+	ret = rdm_auth_match(s, &a, m.u.hello.features, false, why, sizeof(why));
 	if (ret)
-		return drop(d, ret, "%s", d->why);
-	ret = rdm_auth_recv_nonce(s, &a, false, d->timeout, d->why, sizeof(d->why));
+		return drop(d, ret, "%s", why);
+	ret = rdm_auth_recv_nonce(s, &a, false, d->timeout, why, sizeof(why));
 	if (ret)
-		return drop(d, ret, "%s", d->why);
+		return drop(d, ret, "%s", why);
 	m.type = RDM_MSG_HELLO;
 	m.u.hello = (struct rdm_hello){RDM_WIRE_MAGIC, RDM_WIRE_VERSION, 0,
 				       RDM_FEAT_ZERO_RUNS | RDM_FEAT_RETURN_PATH |
@@ -145,12 +146,12 @@ static int negotiate(struct dest *d)
 		return drop(d, ret, "no auth-proof from the source: %s", strerror(-ret));
 	if (pm.type != RDM_MSG_AUTH_PROOF)
 		return drop(d, -EPROTO, "expected auth-proof, got %s", rdm_msg_name(pm.type));
-	ret = rdm_auth_check_source_proof(s, &a, &pm.u.proof, d->why, sizeof(d->why));
+	ret = rdm_auth_check_source_proof(s, &a, &pm.u.proof, why, sizeof(why));
 	/* A wrong VM fails the migration (as in QEMU), like a block mismatch does. */
-	if (ret == -EACCES && !strncmp(d->why, "validate-uuid", 13))
-		return refuse(d, ret, "%s", d->why);
+	if (ret == -EACCES && !strncmp(why, "validate-uuid", 13))
+		return refuse(d, ret, "%s", why);
 	if (ret)
-		return drop(d, ret, "%s", d->why);
+		return drop(d, ret, "%s", why);
 	ret = check_blocks(d, &m.u.blocks);
 	if (ret)
 		return ret;
