@@ -22,6 +22,7 @@
 #define LAYOUT_OF_PAGES pages
 #define LAYOUT_OF_FENCE seq
 #define LAYOUT_OF_CHANNEL channel
+#define LAYOUT_OF_GO seq
 #define LAYOUT_OF_RP_SHUT u32
 #define LAYOUT_OF_RP_PING u32
 #define LAYOUT_OF_RP_PONG u32
@@ -31,6 +32,7 @@
 #define LAYOUT_OF_RP_SWITCHOVER_ACK u32
 #define LAYOUT_OF_RP_FENCE_ACK seq
 #define LAYOUT_OF_RP_COMPLETE_ACK seq
+#define LAYOUT_OF_RP_READY seq
 #define LAYOUT_OF_RDMA_KEYS rdma_keys
 #define LAYOUT_OF_RDMA_REG rdma_reg
 #define LAYOUT_OF_RDMA_READY rdma_ready

@@ -21,7 +21,7 @@ extern "C" {
 #endif
 
 #define RDM_WIRE_MAGIC 0x52444d47u /* "RDMG" */
-#define RDM_WIRE_VERSION 1u
+#define RDM_WIRE_VERSION 2u /* 2: the ready/go commit */
 #define RDM_HDR_LEN 8u
 #define RDM_MAX_PAYLOAD (64u << 20) /* larger frames are refused */
 #define RDM_NAME_MAX 255u           /* block names, bytes, no NUL on the wire */
@@ -45,6 +45,7 @@ extern "C" {
 	X(PAGES, 10, "pages")                  /* S   page data (stream transports) */ \
 	X(FENCE, 11, "fence")                  /* S   per-channel fence (seq) */   \
 	X(CHANNEL, 12, "channel")              /* S   data channel hello */        \
+	X(GO, 13, "go")                        /* S   commit: destination may run (seq) */ \
 	X(RP_SHUT, 16, "rp-shut")              /* D   return path closing (code) */ \
 	X(RP_PING, 17, "rp-ping")              /* S,D liveness probe (u32 id) */   \
 	X(RP_PONG, 18, "rp-pong")              /* S,D answer to a ping (u32 id) */ \
@@ -53,7 +54,8 @@ extern "C" {
 	X(RP_RESUME_ACK, 21, "rp-resume-ack")  /* D   postcopy resume ack (u32) */ \
 	X(RP_SWITCHOVER_ACK, 22, "rp-switchover-ack") /* D ready for switchover */ \
 	X(RP_FENCE_ACK, 23, "rp-fence-ack")    /* D   iteration seq applied */     \
-	X(RP_COMPLETE_ACK, 24, "rp-complete-ack") /* D destination has it all */ \
+	X(RP_COMPLETE_ACK, 24, "rp-complete-ack") /* D commit: destination runs (seq) */ \
+	X(RP_READY, 25, "rp-ready")            /* D   commit: all loaded, waiting for go */ \
 	X(RDMA_KEYS, 32, "rdma-keys")          /* D   rkeys of registered ranges */ \
 	X(RDMA_REG, 33, "rdma-reg")            /* S   register these chunks, drop those */ \
 	X(RDMA_READY, 34, "rdma-ready")        /* D   registration mode and budget */ \
@@ -115,7 +117,7 @@ struct rdm_zero_runs {
 
 /* BLOCKS_ACK: empty payload (a mismatch is answered with ERROR instead). */
 
-/* ITER_END, COMPLETE, FENCE, RP_FENCE_ACK, RP_COMPLETE_ACK: u64 seq. */
+/* ITER_END, COMPLETE, GO, FENCE, RP_FENCE_ACK, RP_COMPLETE_ACK, RP_READY: u64 seq. */
 struct rdm_seq {
 	uint64_t seq;
 };

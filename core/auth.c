@@ -11,49 +11,65 @@
 
 #include "core/session.h"
 
-static bool busy(rdmig_session *s)
+/* Lock held: a migration is starting or running, so the setup is fixed. */
+static bool busy_locked(const struct rdmig_session *s)
 {
-	enum rdmig_status st = rdm_get_status(s);
-
-	return s->started && st != RDMIG_STATUS_COMPLETED && st != RDMIG_STATUS_FAILED &&
-	       st != RDMIG_STATUS_CANCELLED;
+	return s->starting || (s->started && !rdm_is_terminal(s->status));
 }
 
 int rdmig_set_secret(rdmig_session *s, const void *secret, size_t len)
 {
+	int ret;
+
 	if (!s)
 		return -EINVAL;
-	if (busy(s)) {
-		rdm_set_api_error(s, "set_secret: a migration is in progress");
-		return -EBUSY;
-	}
+	ret = rdm_api_enter(s, true);
+	if (ret)
+		return ret;
 	if (!secret || len < RDM_AUTH_SECRET_MIN || len > RDM_AUTH_SECRET_MAX) {
 		rdm_set_api_error(s, "set_secret: the secret must be %u..%u bytes, got %zu%s",
 				  RDM_AUTH_SECRET_MIN, RDM_AUTH_SECRET_MAX, len,
 				  secret ? "" : " (NULL)");
-		return -EINVAL;
+		return rdm_api_leave(s, -EINVAL);
 	}
 	pthread_mutex_lock(&s->lock);
-	explicit_bzero(s->secret, sizeof(s->secret));
-	memcpy(s->secret, secret, len);
-	s->secret_len = len;
+	if (!busy_locked(s)) {
+		explicit_bzero(s->secret, sizeof(s->secret));
+		memcpy(s->secret, secret, len);
+		s->secret_len = len;
+	} else {
+		ret = -EBUSY;
+	}
 	pthread_mutex_unlock(&s->lock);
-	return 0;
+	if (ret)
+		rdm_set_api_error(s, "set_secret: a migration is in progress");
+	return rdm_api_leave(s, ret);
 }
 
 int rdmig_set_vm_uuid(rdmig_session *s, const uint8_t uuid[16])
 {
-	if (!s || !uuid)
+	int ret;
+
+	if (!s)
 		return -EINVAL;
-	if (busy(s)) {
-		rdm_set_api_error(s, "set_vm_uuid: a migration is in progress");
-		return -EBUSY;
+	ret = rdm_api_enter(s, true);
+	if (ret)
+		return ret;
+	if (!uuid) {
+		rdm_set_api_error(s, "set_vm_uuid: no uuid");
+		return rdm_api_leave(s, -EINVAL);
 	}
 	pthread_mutex_lock(&s->lock);
-	memcpy(s->uuid, uuid, RDM_UUID_LEN);
-	s->has_uuid = true;
+	if (!busy_locked(s)) {
+		memcpy(s->uuid, uuid, RDM_UUID_LEN);
+		s->has_uuid = true;
+	} else {
+		ret = -EBUSY;
+	}
 	pthread_mutex_unlock(&s->lock);
-	return 0;
+	if (ret)
+		rdm_set_api_error(s, "set_vm_uuid: a migration is in progress");
+	return rdm_api_leave(s, ret);
 }
 
 int rdm_quiet_send(struct rdmig_session *s, const struct rdm_msg *m)

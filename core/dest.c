@@ -2,8 +2,9 @@
 /*
  * The destination state machine: setup (listen, accept, negotiate) -> active
  * (serve zero runs and fences while the transport places pages) -> device
- * (device state arrives) -> completed once the state is loaded, confirmed to
- * the source, and the VM started. It never starts the VM on any other path.
+ * (device state arrives) -> the commit (commit.c): the state loaded, ready
+ * told, and the VM started only on the source's go. It never starts the VM on
+ * any other path; a commit cut short after ready is commit-unknown.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -12,6 +13,7 @@
 #include <string.h>
 
 #include "core/bitmap.h"
+#include "core/commit.h"
 #include "core/session.h"
 
 struct dest {
@@ -161,7 +163,7 @@ static int negotiate(struct dest *d)
 
 	ret = rdm_session_set_blocks(s);
 	if (ret)
-		return refuse(d, ret, "destination transport setup: %s", s->tp->err);
+		return refuse(d, ret, "destination transport setup: %s", rdm_tp_why(ret));
 	m.type = RDM_MSG_BLOCKS_ACK;
 	return rdm_send_msg(s, &m);
 }
@@ -206,42 +208,34 @@ static int wait_pages(struct dest *d, uint64_t seq)
 	struct rdmig_session *s = d->s;
 	int ret;
 
-	ret = s->tp->ops->wait_fence(s->tp, seq, d->timeout);
+	ret = rdm_tp_wait_fence(s->tp, seq, d->timeout);
 	if (ret)
 		rdm_set_error(s, "waiting for the pages of iteration %llu: %s",
-			      (unsigned long long)seq, s->tp->err[0] ? s->tp->err : strerror(-ret));
+			      (unsigned long long)seq, rdm_tp_why(ret));
 	return ret;
 }
 
-static int complete(struct dest *d, uint64_t seq)
+/* COMPLETE arrived: run the commit. 0 when the VM runs here. */
+static int complete(struct dest *d, uint64_t seq, bool *unknown)
 {
-	struct rdmig_session *s = d->s;
-	int ret;
+	struct rdm_commit c = {.s = d->s, .st = RDM_COMMIT_DST_LOAD, .seq = seq,
+			       .buf = d->buf, .dev = &d->dev, .timeout_ms = d->timeout};
 
 	if (!d->dev.ended)
 		return refuse(d, -EPROTO, "completion before the end of the device state");
-	ret = wait_pages(d, seq);
-	if (ret)
-		return ret;
-	ret = rdm_devstate_load(s, &d->dev);
-	if (ret) {
-		rdm_send_error(s, ret, s->stats.error_desc);
-		return ret;
+	switch (rdm_commit_run(&c)) {
+	case RDM_COMMIT_DONE:
+		return 0;
+	case RDM_COMMIT_UNKNOWN:
+		*unknown = true;
+		return c.err ? c.err : -EPROTO;
+	default:
+		return c.err ? c.err : -EPROTO;
 	}
-	/* Confirm first: a destination whose ack was not sent must not run. */
-	ret = ack(d, RDM_MSG_RP_COMPLETE_ACK, seq);
-	if (ret)
-		return ret;
-	if (s->cb.vm_start) {
-		ret = s->cb.vm_start(s->opaque);
-		if (ret)
-			rdm_set_error(s, "vm_start callback failed: %s", strerror(-ret));
-	}
-	return ret;
 }
 
 /* Serve the source until completion, an abort, or an error. */
-static int serve(struct dest *d)
+static int serve(struct dest *d, bool *unknown)
 {
 	struct rdmig_session *s = d->s;
 	uint64_t last_rx = rdm_now_ms();
@@ -261,7 +255,7 @@ static int serve(struct dest *d)
 			return -ECANCELED;
 		if (ret) {
 			rdm_set_error(s, "source connection lost: %s",
-				      s->tp->err[0] ? s->tp->err : strerror(-ret));
+				      rdm_tp_why(ret));
 			return ret;
 		}
 		last_rx = rdm_now_ms();
@@ -298,7 +292,7 @@ static int serve(struct dest *d)
 				return refuse(d, ret, "%s", d->why);
 			break;
 		case RDM_MSG_COMPLETE:
-			return complete(d, m.u.seq.seq);
+			return complete(d, m.u.seq.seq, unknown);
 		case RDM_MSG_ERROR:
 			if (m.u.error.code == -ECANCELED)
 				return -ECANCELED;
@@ -361,6 +355,7 @@ void *rdm_dest_main(void *arg)
 {
 	struct rdmig_session *s = arg;
 	struct dest d = {.s = s, .timeout = (int)s->opts.params[RDMIG_PARAM_PEER_TIMEOUT]};
+	bool unknown = false;
 	uint64_t t0;
 	int ret;
 
@@ -392,10 +387,10 @@ void *rdm_dest_main(void *arg)
 	s->stats.setup_time_ms = rdm_now_ms() - t0;
 	pthread_mutex_unlock(&s->lock);
 	rdm_set_status(s, RDMIG_STATUS_ACTIVE);
-	ret = serve(&d);
+	ret = serve(&d, &unknown);
 
 out_tp:
-	if (rdm_cancelled(s))
+	if (rdm_cancelled(s) && !unknown)
 		ret = ret ? -ECANCELED : 0;
 	pthread_mutex_lock(&s->lock);
 	s->tp->ops->close(s->tp);
@@ -405,7 +400,10 @@ out_buf:
 	rdm_devbuf_free(&d.dev);
 	free(d.buf);
 out:
-	if (ret == -ECANCELED) {
+	if (unknown) {
+		rdm_set_error(s, "switchover outcome unknown: %s", strerror(-ret));
+		rdm_set_status(s, RDMIG_STATUS_COMMIT_UNKNOWN);
+	} else if (ret == -ECANCELED) {
 		rdm_set_error(s, "migration cancelled");
 		rdm_set_status(s, RDMIG_STATUS_CANCELLED);
 	} else if (ret) {
@@ -417,7 +415,7 @@ out:
 	return NULL;
 }
 
-int rdmig_incoming(rdmig_session *s, const char *uri)
+int rdm_dest_incoming(struct rdmig_session *s, const char *uri)
 {
 	char err[RDM_TP_ERRLEN] = "";
 	struct rdm_tp_opts to;
@@ -445,10 +443,8 @@ int rdmig_incoming(rdmig_session *s, const char *uri)
 	}
 	s->t_start_ms = rdm_now_ms();
 	rdm_set_status(s, RDMIG_STATUS_SETUP);
-	s->started = true;
-	ret = -pthread_create(&s->thread, NULL, rdm_dest_main, s);
+	ret = rdm_session_start(s, rdm_dest_main);
 	if (ret) {
-		s->started = false;
 		s->ops->listener_close(s->listener);
 		s->listener = NULL;
 		rdm_set_status(s, RDMIG_STATUS_NONE);

@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The source state machine: setup -> active (iterations) -> [pre-switchover]
- * -> device (VM stopped, final pass, device state) -> completed once the
- * destination confirms. Any error or cancel before that resumes the VM.
+ * The source state machine: setup -> active (iterations) -> [pre-switchover,
+ * VM stopped] -> device (VM stopped, final pass, device state) -> the commit
+ * (commit.c) -> completed once the destination runs. Any error or cancel
+ * before the final state is handed over resumes the VM; after that only the
+ * destination's refusal does, and an unknown outcome is commit-unknown.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -10,7 +12,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "common/fault.h"
 #include "core/bitmap.h"
+#include "core/commit.h"
 #include "core/ram.h"
 #include "core/session.h"
 
@@ -42,6 +46,18 @@ static int rp_handle(struct rdmig_session *s, const struct rdm_msg *m)
 		pthread_cond_broadcast(&s->cond);
 		pthread_mutex_unlock(&s->lock);
 		return 0;
+	case RDM_MSG_RP_READY:
+		if (rdm_fault("src-lose-ready")) {
+			/* Test builds: READY is lost with the link (commit.c lists the points). */
+			rdm_set_error(s, "fault injected at src-lose-ready: link cut");
+			s->tp->ops->shutdown(s->tp);
+			return -ECONNRESET;
+		}
+		pthread_mutex_lock(&s->lock);
+		s->ready_seq = m->u.seq.seq;
+		pthread_cond_broadcast(&s->cond);
+		pthread_mutex_unlock(&s->lock);
+		return 0;
 	case RDM_MSG_RP_PING:
 		pong.u.u32.value = m->u.u32.value;
 		return rdm_send_msg(s, &pong);
@@ -49,6 +65,13 @@ static int rp_handle(struct rdmig_session *s, const struct rdm_msg *m)
 		return 0;
 	case RDM_MSG_ERROR:
 		rdm_set_error(s, "destination failed: %s", m->u.error.text);
+		/* Its word that it will not run the VM: the commit may resume ours. */
+		pthread_mutex_lock(&s->lock);
+		s->refused = true;
+		pthread_mutex_unlock(&s->lock);
+		/* The destination's cancel is this side's failure, not its cancel. */
+		if (m->u.error.code == -ECANCELED)
+			return -ECONNABORTED;
 		return m->u.error.code < 0 ? m->u.error.code : -EPROTO;
 	case RDM_MSG_RP_SHUT:
 		rdm_set_error(s, "destination closed the return path (code %u)",
@@ -104,7 +127,7 @@ static void *rp_main(void *arg)
 		}
 		if (ret) {
 			rdm_set_error(s, "return path: %s",
-				      s->tp->err[0] ? s->tp->err : strerror(-ret));
+				      rdm_tp_why(ret));
 			break;
 		}
 		last_rx = rdm_now_ms();
@@ -118,18 +141,17 @@ static void *rp_main(void *arg)
 	return NULL;
 }
 
-/* Wait until pred holds (under lock), an error, a cancel, or timeout. */
-static int wait_rp(struct rdmig_session *s, uint64_t seq, bool complete, int timeout_ms)
+/* Wait until the destination applied iteration seq, an error, a cancel, or timeout. */
+static int wait_rp(struct rdmig_session *s, uint64_t seq, int timeout_ms)
 {
 	uint64_t deadline = rdm_now_ms() + (uint64_t)timeout_ms;
 	int ret = 0;
 
 	pthread_mutex_lock(&s->lock);
 	for (;;) {
-		bool done = complete ? s->complete_acked : s->acked_seq >= seq;
 		struct timespec ts;
 
-		if (done)
+		if (s->acked_seq >= seq)
 			break;
 		if (s->rp_error) {
 			ret = s->rp_error;
@@ -143,19 +165,13 @@ static int wait_rp(struct rdmig_session *s, uint64_t seq, bool complete, int tim
 			ret = -ETIMEDOUT;
 			break;
 		}
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_nsec += 50 * 1000000;
-		if (ts.tv_nsec >= 1000000000) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000;
-		}
+		rdm_deadline_ts(&ts, 50);
 		pthread_cond_timedwait(&s->cond, &s->lock, &ts);
 	}
 	pthread_mutex_unlock(&s->lock);
 	if (ret == -ETIMEDOUT)
-		rdm_set_error(s, "destination did not confirm %s %llu within %d ms",
-			      complete ? "completion" : "iteration", (unsigned long long)seq,
-			      timeout_ms);
+		rdm_set_error(s, "destination did not confirm iteration %llu within %d ms",
+			      (unsigned long long)seq, timeout_ms);
 	return ret;
 }
 
@@ -196,7 +212,7 @@ static int send_blocks(struct rdmig_session *s, struct rdm_auth_state *a)
 	if (!ret) {
 		ret = rdm_tp_send(s->tp, frame, len);
 		if (ret)
-			rdm_set_error(s, "sending blocks: %s", s->tp->err);
+			rdm_set_error(s, "sending blocks: %s", rdm_tp_why(ret));
 	}
 	free(frame);
 out_desc:
@@ -296,16 +312,21 @@ static int setup(struct rdmig_session *s)
 {
 	struct rdm_tp_opts to;
 	char err[RDM_TP_ERRLEN] = "";
+	struct rdm_tp *tp = NULL;
 	uint8_t *buf;
 	int ret;
 
 	rdm_session_tp_opts(s, &to);
-	ret = s->ops->connect(&s->addr, &to, &s->tp, err, sizeof(err));
+	ret = s->ops->connect(&s->addr, &to, &tp, err, sizeof(err));
 	if (ret) {
 		rdm_set_error(s, "connect %s:%u: %s", s->addr.host, s->addr.port,
 			      err[0] ? err : strerror(-ret));
 		return ret;
 	}
+	/* Published under the lock: a cancel may shut it down from another thread. */
+	pthread_mutex_lock(&s->lock);
+	s->tp = tp;
+	pthread_mutex_unlock(&s->lock);
 	buf = malloc(RDM_CTRL_BUF);
 	if (!buf)
 		return -ENOMEM;
@@ -316,7 +337,7 @@ static int setup(struct rdmig_session *s)
 
 	ret = rdm_session_set_blocks(s);
 	if (ret) {
-		rdm_set_error(s, "transport block setup: %s", s->tp->err);
+		rdm_set_error(s, "transport block setup: %s", rdm_tp_why(ret));
 		return ret;
 	}
 	pthread_mutex_lock(&s->lock);
@@ -339,7 +360,7 @@ static int pass(struct rdmig_session *s, struct rdm_ram *ram, uint64_t seq)
 
 	/* Pages zeroed in the last pass must be zero there before new data lands. */
 	if (ram->zero_pending) {
-		ret = wait_rp(s, ram->zero_pending, false, timeout);
+		ret = wait_rp(s, ram->zero_pending, timeout);
 		if (ret)
 			return ret;
 		ram->zero_pending = 0;
@@ -347,9 +368,9 @@ static int pass(struct rdmig_session *s, struct rdm_ram *ram, uint64_t seq)
 	ret = rdm_ram_send_dirty(ram);
 	if (ret)
 		return ret;
-	ret = s->tp->ops->fence(s->tp, seq);
+	ret = rdm_tp_fence(s->tp, seq);
 	if (ret) {
-		rdm_set_error(s, "fence: %s", s->tp->err);
+		rdm_set_error(s, "fence: %s", rdm_tp_why(ret));
 		return ret;
 	}
 	m.u.seq.seq = seq;
@@ -422,41 +443,62 @@ static int iterate(struct rdmig_session *s, struct rdm_ram *ram, uint64_t *seq)
 	}
 }
 
+/* Like QEMU's pre-switchover: the VM is stopped, so the final pass is bounded. */
 static int pause_before_switchover(struct rdmig_session *s)
+{
+	int ret = 0;
+
+	rdm_set_status(s, RDMIG_STATUS_PRE_SWITCHOVER);
+	pthread_mutex_lock(&s->lock);
+	while (!atomic_load(&s->go_on)) {
+		if (atomic_load(&s->cancel)) {
+			ret = -ECANCELED;
+			break;
+		}
+		if (s->rp_error) {
+			ret = s->rp_error;
+			break;
+		}
+		/* rdmig_continue(), rdmig_cancel() and the return path all broadcast. */
+		pthread_cond_wait(&s->cond, &s->lock);
+	}
+	pthread_mutex_unlock(&s->lock);
+	return ret;
+}
+
+static int stop_vm(struct rdmig_session *s)
 {
 	int ret;
 
-	rdm_set_status(s, RDMIG_STATUS_PRE_SWITCHOVER);
-	while (!atomic_load(&s->go_on)) {
-		ret = rdm_check_abort(s);
-		if (ret)
-			return ret;
-		usleep(20 * 1000);
-	}
-	return 0;
+	s->t_stop_ms = rdm_now_ms();
+	if (!s->cb.vm_stop)
+		return 0;
+	ret = s->cb.vm_stop(s->opaque);
+	if (ret)
+		rdm_set_error(s, "vm_stop callback failed: %s", strerror(ret < 0 ? -ret : ret));
+	return ret < 0 ? ret : ret ? -EIO : 0;
 }
 
-static int switchover(struct rdmig_session *s, struct rdm_ram *ram, uint64_t *seq)
+/*
+ * Stop, final pass, device state, then the commit. 0 when the destination runs;
+ * otherwise -errno, with *unknown set when this side cannot know the outcome.
+ */
+static int switchover(struct rdmig_session *s, struct rdm_ram *ram, uint64_t *seq, bool *unknown)
 {
-	int timeout = (int)s->opts.params[RDMIG_PARAM_PEER_TIMEOUT];
-	struct rdm_msg m = {.type = RDM_MSG_COMPLETE};
+	struct rdm_commit c = {.s = s, .st = RDM_COMMIT_SRC_HANDOVER,
+			       .timeout_ms = (int)s->opts.params[RDMIG_PARAM_PEER_TIMEOUT]};
 	uint64_t dirty, dbytes, devbytes;
 	int ret;
 
+	ret = stop_vm(s);
+	if (ret)
+		return ret;
 	if (s->opts.caps[RDMIG_CAP_PAUSE_BEFORE_SWITCHOVER]) {
 		ret = pause_before_switchover(s);
 		if (ret)
 			return ret;
 	}
 	rdm_set_status(s, RDMIG_STATUS_DEVICE);
-	s->t_stop_ms = rdm_now_ms();
-	if (s->cb.vm_stop) {
-		ret = s->cb.vm_stop(s->opaque);
-		if (ret) {
-			rdm_set_error(s, "vm_stop callback failed: %s", strerror(-ret));
-			return ret;
-		}
-	}
 	ret = rdm_ram_sync(ram, &dirty, &dbytes);
 	if (ret)
 		return ret;
@@ -467,13 +509,16 @@ static int switchover(struct rdmig_session *s, struct rdm_ram *ram, uint64_t *se
 	ret = rdm_devstate_save(s, &devbytes);
 	if (ret)
 		return ret;
-	m.u.seq.seq = *seq;
-	ret = rdm_send_msg(s, &m);
-	if (ret)
-		return ret;
-	ret = wait_rp(s, 0, true, timeout);
-	if (ret)
-		return ret;
+	c.seq = *seq;
+	switch (rdm_commit_run(&c)) {
+	case RDM_COMMIT_DONE:
+		break;
+	case RDM_COMMIT_UNKNOWN:
+		*unknown = true;
+		return c.err ? c.err : -EPROTO;
+	default:
+		return c.err ? c.err : -EPROTO;
+	}
 	pthread_mutex_lock(&s->lock);
 	s->stats.downtime_ms = rdm_now_ms() - s->t_stop_ms;
 	pthread_mutex_unlock(&s->lock);
@@ -490,10 +535,13 @@ static void stop_rp(struct rdmig_session *s)
 		pthread_join(s->rp_thread, NULL);
 }
 
-/* Failure or cancel: tell the peer, give the guest its CPU and run back. */
-static void unwind(struct rdmig_session *s, int err)
+/*
+ * Failure or cancel: tell the peer, give the guest its CPU and run back --
+ * unless the commit's outcome is unknown: then the VM stays stopped.
+ */
+static void unwind(struct rdmig_session *s, int err, bool unknown)
 {
-	if (s->tp) {
+	if (s->tp && !s->committed) {
 		if (err == -ECANCELED)
 			rdm_send_error(s, -ECANCELED, "migration cancelled by the source");
 		else
@@ -501,6 +549,8 @@ static void unwind(struct rdmig_session *s, int err)
 	}
 	if (s->policy.throttle && s->cb.set_throttle)
 		s->cb.set_throttle(s->opaque, 0);
+	if (unknown)
+		return;
 	if (s->t_stop_ms && s->cb.vm_start)
 		s->cb.vm_start(s->opaque);
 	s->t_stop_ms = 0;
@@ -511,6 +561,7 @@ void *rdm_source_main(void *arg)
 	struct rdmig_session *s = arg;
 	struct rdm_ram ram;
 	uint64_t seq = 0;
+	bool unknown = false;
 	int ret;
 
 	ret = rdm_ram_init(&ram, s);
@@ -530,21 +581,27 @@ void *rdm_source_main(void *arg)
 	ret = iterate(s, &ram, &seq);
 	if (ret)
 		goto out_ram;
-	ret = switchover(s, &ram, &seq);
+	ret = switchover(s, &ram, &seq, &unknown);
 
 out_ram:
-	if (ret && rdm_cancelled(s))
+	if (ret && !unknown && rdm_cancelled(s))
 		ret = -ECANCELED;
 	if (ret)
-		unwind(s, ret);
+		unwind(s, ret, unknown);
 	stop_rp(s);
 	rdm_ram_fini(&ram);
 out:
-	if (s->tp) {
-		s->tp->ops->close(s->tp);
-		s->tp = NULL;
-	}
-	if (ret == -ECANCELED) {
+	pthread_mutex_lock(&s->lock);
+	struct rdm_tp *tp = s->tp;
+	s->tp = NULL;
+	pthread_mutex_unlock(&s->lock);
+	if (tp)
+		tp->ops->close(tp);
+	if (unknown) {
+		rdm_set_error(s, "switchover outcome unknown: %s", strerror(-ret));
+		rdm_set_status(s, RDMIG_STATUS_COMMIT_UNKNOWN);
+	} else if (ret == -ECANCELED) {
+		rdm_set_error(s, "migration cancelled");
 		rdm_set_status(s, RDMIG_STATUS_CANCELLED);
 	} else if (ret) {
 		rdm_set_error(s, "migration failed: %s", strerror(-ret));
@@ -555,7 +612,7 @@ out:
 	return NULL;
 }
 
-int rdmig_migrate(rdmig_session *s, const char *uri)
+int rdm_source_migrate(struct rdmig_session *s, const char *uri)
 {
 	struct rdm_policy_cfg pc;
 	int ret;
@@ -576,12 +633,9 @@ int rdmig_migrate(rdmig_session *s, const char *uri)
 	rdm_policy_init(&s->policy, &pc);
 	s->stats.ram_remaining = s->stats.ram_total; /* all of it, until the first pass says */
 	s->t_start_ms = rdm_now_ms();
-	s->err[0] = '\0';
 	rdm_set_status(s, RDMIG_STATUS_SETUP);
-	s->started = true;
-	ret = -pthread_create(&s->thread, NULL, rdm_source_main, s);
+	ret = rdm_session_start(s, rdm_source_main);
 	if (ret) {
-		s->started = false;
 		rdm_set_status(s, RDMIG_STATUS_NONE);
 		rdm_set_api_error(s, "cannot start the migration thread");
 	}

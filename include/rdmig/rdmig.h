@@ -46,7 +46,8 @@ enum rdmig_role {
 	X(COMPLETED, "completed")           /* destination confirmed */         \
 	X(FAILED, "failed")                 /* see rdmig_last_error() */        \
 	X(CANCELLING, "cancelling")         /* cancel requested */              \
-	X(CANCELLED, "cancelled")           /* cancelled; source VM running */
+	X(CANCELLED, "cancelled")           /* cancelled; source VM running */ \
+	X(COMMIT_UNKNOWN, "commit-unknown") /* VM stopped here, outcome unknown: rdmig_resolve() */
 
 enum rdmig_status {
 #define RDMIG_X_ENUM(name, str) RDMIG_STATUS_##name,
@@ -175,7 +176,22 @@ int rdmig_incoming_port(rdmig_session *s, uint16_t *port);
 /* Source with pause-before-switchover: leave PRE_SWITCHOVER. */
 int rdmig_continue(rdmig_session *s);
 int rdmig_cancel(rdmig_session *s);
-/* Waits for COMPLETED, FAILED or CANCELLED; -ETIMEDOUT after timeout_ms (<0: forever). */
+/*
+ * The switchover commit. Once the source has handed over its final state it
+ * never resumes by itself, and the destination runs only after the source's
+ * "go". When the link dies in between, neither side can know what the other
+ * did: both stop in COMMIT_UNKNOWN with the VM stopped, and the VMM (which can
+ * ask both hosts) decides with rdmig_resolve(): run_here starts the VM on this
+ * side (vm_start; status FAILED on a source, COMPLETED on a destination), and
+ * !run_here leaves it stopped for good (COMPLETED on a source, FAILED on a
+ * destination). -EINVAL in any other state. rdmig_cancel() is refused with
+ * -EBUSY once the source has sent "go" or the destination has started.
+ */
+int rdmig_resolve(rdmig_session *s, bool run_here);
+/*
+ * Waits for COMPLETED, FAILED, CANCELLED or COMMIT_UNKNOWN; -ETIMEDOUT after
+ * timeout_ms (<0: forever).
+ */
 int rdmig_wait(rdmig_session *s, int timeout_ms, enum rdmig_status *final);
 
 int rdmig_query(rdmig_session *s, struct rdmig_stats *st);

@@ -116,6 +116,11 @@ static void dest_child(int fd, const guest_cfg &cfg, const std::string &uri, int
 	guest_callbacks(g, &cb);
 	if (rdmig_session_create(RDMIG_ROLE_DEST, &cb, g, &s) || guest_add_blocks(g, s))
 		_exit(2);
+	/* RDMIG_TEST_PEER_TIMEOUT: ms; RDMIG_TEST_RESOLVE: run|stop after commit-unknown. */
+	const char *pt = getenv("RDMIG_TEST_PEER_TIMEOUT");
+	const char *resolve = getenv("RDMIG_TEST_RESOLVE");
+	if (pt && *pt && rdmig_set_parameter(s, RDMIG_PARAM_PEER_TIMEOUT, strtoull(pt, nullptr, 10)))
+		_exit(2);
 	if (dest_child_auth(s))
 		_exit(2);
 	if (rdmig_incoming(s, uri.c_str()) || rdmig_incoming_port(s, &port)) {
@@ -124,11 +129,33 @@ static void dest_child(int fd, const guest_cfg &cfg, const std::string &uri, int
 	}
 	write_full(fd, &port, sizeof(port));
 	enum rdmig_status st = RDMIG_STATUS_NONE;
-	if (rdmig_wait(s, wait_ms, &st))
+	/*
+	 * Poll until the end instead of one long wait: the text a timed-out wait
+	 * leaves would hide the destination's news (the connections it refused).
+	 */
+	std::string news;
+	for (int waited = 0; waited < wait_ms; waited += 20) {
+		rdmig_stats qs;
+		struct timespec ts = {0, 20 * 1000000};
+
+		if (rdmig_query(s, &qs) == 0 &&
+		    (qs.status == RDMIG_STATUS_COMPLETED || qs.status == RDMIG_STATUS_FAILED ||
+		     qs.status == RDMIG_STATUS_CANCELLED || qs.status == RDMIG_STATUS_COMMIT_UNKNOWN))
+			break;
+		if (*rdmig_last_error(s))
+			news = rdmig_last_error(s);
+		nanosleep(&ts, nullptr);
+	}
+	if (rdmig_wait(s, 0, &st)) {
 		snprintf(r.error, sizeof(r.error), "destination still %s after %d ms: %s",
-			 rdmig_status_name(st), wait_ms, rdmig_last_error(s));
-	else
+			 rdmig_status_name(st), wait_ms, news.c_str());
+	} else
 		snprintf(r.error, sizeof(r.error), "%s", rdmig_last_error(s));
+	r.first_status = st;
+	if (st == RDMIG_STATUS_COMMIT_UNKNOWN && resolve && *resolve) {
+		if (rdmig_resolve(s, !strcmp(resolve, "run")) == 0)
+			rdmig_wait(s, 0, &st);
+	}
 	r.status = st;
 	r.nblocks = guest_nblocks(g);
 	for (unsigned i = 0; i < r.nblocks && i < HARNESS_MAX_BLOCKS; i++)

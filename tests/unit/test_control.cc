@@ -162,6 +162,10 @@ struct Samples {
 		add(RDM_MSG_RP_FENCE_ACK);
 		m.u.seq.seq = 43;
 		add(RDM_MSG_RP_COMPLETE_ACK);
+		m.u.seq.seq = 44;
+		add(RDM_MSG_GO);
+		m.u.seq.seq = 45;
+		add(RDM_MSG_RP_READY);
 		m.u.keys = {uint32_t(keys.size()), keys.data(), nullptr};
 		add(RDM_MSG_RDMA_KEYS);
 		m.u.reg = {2, 1, chunks.data(), nullptr};
@@ -260,7 +264,7 @@ TEST(Names, EveryTypeHasItsListName)
 
 TEST(Names, UnknownCodesHaveNone)
 {
-	for (uint16_t c : {0, 13, 14, 15, 25, 255, 0x100 | 1, 0xffff})
+	for (uint16_t c : {0, 14, 15, 26, 27, 255, 0x100 | 1, 0xffff})
 		EXPECT_EQ(rdm_msg_name(c), nullptr) << c;
 }
 
@@ -296,7 +300,7 @@ TEST(Header, UnknownTypeIsProtocolError)
 {
 	uint16_t t;
 	uint32_t len;
-	for (uint16_t c : {0, 13, 25, 0xffff}) {
+	for (uint16_t c : {0, 14, 26, 0xffff}) {
 		Bytes f = Frame().frame(c);
 		EXPECT_EQ(rdm_hdr_decode(f.data(), f.size(), &t, &len), -EPROTO) << c;
 		EXPECT_EQ(decode(f), -EPROTO) << c;
@@ -731,7 +735,7 @@ TEST(Encode, UnknownTypeInvalid)
 	rdm_msg m{};
 	uint8_t buf[64];
 	size_t out = 99;
-	m.type = rdm_msg_type(13);
+	m.type = rdm_msg_type(14);
 	EXPECT_EQ(rdm_msg_encode(&m, buf, sizeof(buf), &out), -EINVAL);
 	EXPECT_EQ(rdm_msg_size(&m), 0u);
 	EXPECT_EQ(out, 99u);

@@ -85,7 +85,6 @@ struct rdm_tcp {
 	const uint8_t *secret; /* connector: proofs for its channels (NULL: none) */
 	size_t secret_len;
 	atomic_bool stopping;
-	pthread_mutex_t err_lock; /* base.err is written from several threads */
 
 	/* Control stream. */
 	int ctrl_fd;
