@@ -356,7 +356,7 @@ void *rdm_dest_main(void *arg)
 	struct rdmig_session *s = arg;
 	struct dest d = {.s = s, .timeout = (int)s->opts.params[RDMIG_PARAM_PEER_TIMEOUT]};
 	bool unknown = false;
-	uint64_t t0;
+	uint64_t t0 = 0;
 	int ret;
 
 	d.buf = malloc(RDM_CTRL_BUF);
