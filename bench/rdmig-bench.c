@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -27,6 +28,11 @@ struct bench {
 	unsigned channels;
 	uint64_t chunk, max_bw, downtime, timeout_s;
 	bool pin_all, auto_converge, json, progress;
+	/* Authentication: a secret (file, or random in --role both), the VM's uuid. */
+	uint8_t secret[1024];
+	size_t secret_len;
+	uint8_t uuid[16];
+	bool has_uuid;
 };
 
 /* What the destination tells the source side when both run here. */
@@ -53,8 +59,51 @@ static void usage(FILE *f)
 		"  --channels N --chunk KiB --pin-all --max-bandwidth MiB/s\n"
 		"  --downtime-limit ms --auto-converge --timeout s (300)\n"
 		"  --dirty-tracker coop|soft-dirty|uffd-wp  how the guest's dirty log is kept (coop)\n"
+		"  --secret-file PATH        authenticate with the secret in PATH (16..1024 bytes),\n"
+		"                            the same file on both sides; --role both: a random one\n"
+		"  --uuid UUID               the VM's uuid; the destination refuses another (validate-uuid)\n"
 		"  --json                    print the report as JSON\n"
 		"  --plot FILE.png           throughput and bytes remaining per iteration (gnuplot)\n");
+}
+
+/* The whole file is the secret; the library judges its length. */
+static int read_secret(const char *path, struct bench *b)
+{
+	FILE *f = fopen(path, "rb");
+	size_t n;
+	int c;
+
+	if (!f) {
+		fprintf(stderr, "rdmig-bench: --secret-file %s: %s\n", path, strerror(errno));
+		return -errno;
+	}
+	n = fread(b->secret, 1, sizeof(b->secret), f);
+	c = fgetc(f);
+	fclose(f);
+	if (c != EOF) {
+		fprintf(stderr, "rdmig-bench: --secret-file %s: more than %zu bytes\n", path,
+			sizeof(b->secret));
+		return -EINVAL;
+	}
+	b->secret_len = n;
+	return 0;
+}
+
+static int parse_uuid(const char *str, uint8_t out[16])
+{
+	unsigned n = 0;
+
+	for (const char *p = str; *p; p++) {
+		unsigned v;
+
+		if (*p == '-' && (p - str == 8 || p - str == 13 || p - str == 18 || p - str == 23))
+			continue;
+		if (n == 32 || sscanf(p, "%1x", &v) != 1)
+			return -EINVAL;
+		out[n / 2] = (uint8_t)(n % 2 ? out[n / 2] | v : v << 4);
+		n++;
+	}
+	return n == 32 && strlen(str) == 36 ? 0 : -EINVAL;
 }
 
 static int parse(int argc, char **argv, struct bench *b)
@@ -67,7 +116,8 @@ static int parse(int argc, char **argv, struct bench *b)
 		{"channels", 1, 0, 'c'}, {"chunk", 1, 0, 'k'}, {"pin-all", 0, 0, 'A'},
 		{"max-bandwidth", 1, 0, 'B'}, {"downtime-limit", 1, 0, 'D'},
 		{"auto-converge", 0, 0, 'a'}, {"timeout", 1, 0, 'w'}, {"json", 0, 0, 'j'},
-		{"dirty-tracker", 1, 0, 'y'}, {"plot", 1, 0, 'g'}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
+		{"dirty-tracker", 1, 0, 'y'}, {"plot", 1, 0, 'g'}, {"secret-file", 1, 0, 'S'},
+		{"uuid", 1, 0, 'U'}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
 	int c;
 
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -95,6 +145,17 @@ static int parse(int argc, char **argv, struct bench *b)
 		case 'w': b->timeout_s = v; break;
 		case 'j': b->json = true; break;
 		case 'g': b->plot = optarg; break;
+		case 'S':
+			if (read_secret(optarg, b))
+				return -EINVAL;
+			break;
+		case 'U':
+			if (parse_uuid(optarg, b->uuid)) {
+				fprintf(stderr, "rdmig-bench: --uuid wants 8-4-4-4-12 hex digits\n");
+				return -EINVAL;
+			}
+			b->has_uuid = true;
+			break;
 		case 'y':
 			if (track_from_name(optarg, &b->g.tracker)) {
 				fprintf(stderr, "rdmig-bench: unknown dirty tracker %s\n", optarg);
@@ -171,6 +232,10 @@ static int configure(rdmig_session *s, const struct bench *b)
 	ret |= rdmig_set_parameter(s, RDMIG_PARAM_MAX_BANDWIDTH, b->max_bw);
 	ret |= rdmig_set_parameter(s, RDMIG_PARAM_DOWNTIME_LIMIT, b->downtime);
 	ret |= rdmig_set_capability(s, RDMIG_CAP_AUTO_CONVERGE, b->auto_converge);
+	if (!ret && b->secret_len)
+		ret = rdmig_set_secret(s, b->secret, b->secret_len);
+	if (!ret && b->has_uuid)
+		ret = rdmig_set_vm_uuid(s, b->uuid);
 	if (ret)
 		fprintf(stderr, "rdmig-bench: %s\n", rdmig_last_error(s));
 	return ret ? -EINVAL : 0;
@@ -199,6 +264,9 @@ static int run_dest(const struct bench *b, int fd)
 		ret = guest_add_blocks(g, s);
 	if (!ret)
 		ret = configure(s, b);
+	/* The destination checks the VM it takes in. */
+	if (!ret && b->has_uuid)
+		ret = rdmig_set_capability(s, RDMIG_CAP_VALIDATE_UUID, true);
 	snprintf(uri, sizeof(uri), "%s:%s:%u", b->transport, b->host, b->port);
 	if (!ret)
 		ret = rdmig_incoming(s, uri);
@@ -378,6 +446,14 @@ int main(int argc, char **argv)
 			return 2;
 		}
 		return run_source(&b, (uint16_t)b.port, -1, -1);
+	}
+	/* Both sides here: a fresh random secret, so the demo is authenticated. */
+	if (!b.secret_len) {
+		if (getrandom(b.secret, 32, 0) != 32) {
+			fprintf(stderr, "rdmig-bench: getrandom: %s\n", strerror(errno));
+			return 1;
+		}
+		b.secret_len = 32;
 	}
 	if (pipe(p))
 		return 1;

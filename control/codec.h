@@ -37,6 +37,8 @@ extern const struct rdm_layout rdm_layout_blocks, rdm_layout_zero, rdm_layout_de
 	rdm_layout_error, rdm_layout_pages, rdm_layout_bitmap;
 /* msg_rdma.c: the rdma transport's registration messages. */
 extern const struct rdm_layout rdm_layout_rdma_keys, rdm_layout_rdma_reg, rdm_layout_rdma_ready;
+/* msg_auth.c: nonces and proofs. */
+extern const struct rdm_layout rdm_layout_nonce, rdm_layout_proof, rdm_layout_chan_proof;
 
 /* [first, first + n) must be representable: receivers compute the end. */
 static inline bool rdm_range_ok(uint64_t first, uint64_t n)

@@ -36,6 +36,9 @@
 #define LAYOUT_OF_RDMA_KEYS rdma_keys
 #define LAYOUT_OF_RDMA_REG rdma_reg
 #define LAYOUT_OF_RDMA_READY rdma_ready
+#define LAYOUT_OF_AUTH_NONCE nonce
+#define LAYOUT_OF_AUTH_PROOF proof
+#define LAYOUT_OF_CHAN_PROOF chan_proof
 
 #define CAT_(a, b) a##b
 #define CAT(a, b) CAT_(a, b)

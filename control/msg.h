@@ -58,7 +58,10 @@ extern "C" {
 	X(RP_READY, 25, "rp-ready")            /* D   commit: all loaded, waiting for go */ \
 	X(RDMA_KEYS, 32, "rdma-keys")          /* D   rkeys of registered ranges */ \
 	X(RDMA_REG, 33, "rdma-reg")            /* S   register these chunks, drop those */ \
-	X(RDMA_READY, 34, "rdma-ready")        /* D   registration mode and budget */
+	X(RDMA_READY, 34, "rdma-ready")        /* D   registration mode and budget */ \
+	X(AUTH_NONCE, 40, "auth-nonce")        /* S,D fresh challenge (control/auth.h) */ \
+	X(AUTH_PROOF, 41, "auth-proof")        /* S,D proof of the secret, VM uuid */ \
+	X(CHAN_PROOF, 42, "channel-proof")     /* S   a channel belongs to the session */
 
 enum rdm_msg_type {
 #define RDM_X_ENUM(name, code, str) RDM_MSG_##name = code,
@@ -70,6 +73,8 @@ enum rdm_msg_type {
 #define RDM_FEAT_ZERO_RUNS (1ull << 0)
 #define RDM_FEAT_RETURN_PATH (1ull << 1)
 #define RDM_FEAT_POSTCOPY (1ull << 2)
+/* The sender holds a secret: AUTH_NONCE and AUTH_PROOF both ways follow (control/auth.h). */
+#define RDM_FEAT_AUTH (1ull << 3)
 #define RDM_FEAT_ALL (RDM_FEAT_ZERO_RUNS | RDM_FEAT_RETURN_PATH | RDM_FEAT_POSTCOPY)
 
 struct rdm_hello {
@@ -223,6 +228,37 @@ struct rdm_rdma_ready {
 	uint64_t budget;
 };
 
+/* AUTH_NONCE: 32 random bytes, fresh per session and side. */
+#define RDM_AUTH_NONCE_LEN 32u
+struct rdm_auth_nonce {
+	uint8_t nonce[RDM_AUTH_NONCE_LEN];
+};
+
+/*
+ * AUTH_PROOF: u32 flags, uuid[16], mac[32]. The source always sends one after
+ * BLOCKS (its VM uuid, if set); the destination answers with one (mac only)
+ * when the session is authenticated. Unknown flags are refused, and the uuid
+ * and mac must be all zero when their flag is clear (one encoding per value).
+ */
+#define RDM_UUID_LEN 16u
+#define RDM_AUTH_F_UUID 0x1u /* uuid holds the source VM's uuid */
+#define RDM_AUTH_F_MAC 0x2u  /* mac holds the HMAC (control/auth.h) */
+#define RDM_AUTH_F_KNOWN (RDM_AUTH_F_UUID | RDM_AUTH_F_MAC)
+struct rdm_auth_proof {
+	uint32_t flags;
+	uint8_t uuid[RDM_UUID_LEN];
+	uint8_t mac[32];
+};
+
+/*
+ * CHAN_PROOF: mac[16], right behind a transport channel's CHANNEL hello:
+ * the channel's token, index and count signed with the secret (control/auth.h).
+ */
+#define RDM_CHAN_MAC_LEN 16u
+struct rdm_chan_proof {
+	uint8_t mac[RDM_CHAN_MAC_LEN];
+};
+
 struct rdm_msg {
 	enum rdm_msg_type type;
 	union {
@@ -241,6 +277,9 @@ struct rdm_msg {
 		struct rdm_rdma_keys keys;
 		struct rdm_rdma_reg reg;
 		struct rdm_rdma_ready ready;
+		struct rdm_auth_nonce nonce;
+		struct rdm_auth_proof proof;
+		struct rdm_chan_proof chan_proof;
 	} u;
 };
 

@@ -22,6 +22,7 @@ struct dest {
 	struct rdm_devbuf dev;
 	int timeout;
 	char why[RDM_ERRLEN];
+	bool retry; /* negotiate(): not our source; drop it and go on accepting */
 };
 
 /* Record why, tell the source, and return err. */
@@ -36,6 +37,31 @@ static int refuse(struct dest *d, int err, const char *fmt, ...)
 	va_end(ap);
 	rdm_set_error(d->s, "%s", d->why);
 	rdm_send_error(d->s, err, d->why);
+	return err;
+}
+
+/*
+ * A peer that has not proven to be our source (garbage, a wrong version, no
+ * or a wrong secret, silence): tell it, log it as news, and go on accepting.
+ */
+static int drop(struct dest *d, int err, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static int drop(struct dest *d, int err, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(d->why, sizeof(d->why), fmt, ap);
+	va_end(ap);
+	rdm_set_api_error(d->s, "refused a connection: %s", d->why);
+	if (err != -ETIMEDOUT && err != -ECONNRESET && err != -ECANCELED) {
+		struct rdm_msg m = {.type = RDM_MSG_ERROR};
+
+		m.u.error.code = err < 0 && err >= -4095 ? err : -EPROTO;
+		snprintf(m.u.error.text, sizeof(m.u.error.text), "%s", d->why);
+		rdm_quiet_send(d->s, &m); /* best effort: the peer may be gone */
+	}
+	d->retry = true;
 	return err;
 }
 
@@ -62,38 +88,76 @@ static int check_blocks(struct dest *d, const struct rdm_blocks *bl)
 	return 0;
 }
 
+/* Frame length of a received message (its header says, and recv checked it). */
+static size_t frame_len(const uint8_t *buf)
+{
+	return RDM_HDR_LEN + (size_t)rdm_get_u32(buf + 4);
+}
+
+/*
+ * HELLO [AUTH_NONCE] both ways, BLOCKS and the source's AUTH_PROOF, then our
+ * [AUTH_PROOF]; memory is registered (rkeys handed out) only after the
+ * source's proof checked out. Order and proofs: core/session.h, control/auth.h.
+ */
 static int negotiate(struct dest *d)
 {
 	struct rdmig_session *s = d->s;
-	struct rdm_msg m;
+	uint8_t pbuf[RDM_HDR_LEN + 6 + RDM_ERRMSG_MAX];
+	struct rdm_auth_state a;
+	struct rdm_msg m, pm;
+	char why[RDM_ERRLEN];
 	int ret;
 
-	ret = rdm_recv_msg(s, d->buf, RDM_CTRL_BUF, &m, d->timeout);
-	if (ret) {
-		rdm_set_error(s, "no hello from the source: %s", strerror(-ret));
-		return ret;
-	}
+	rdm_auth_init(s, &a);
+	ret = rdm_quiet_recv(s, d->buf, RDM_CTRL_BUF, &m, d->timeout);
+	if (ret)
+		return drop(d, ret, "no hello from the source: %s", strerror(-ret));
 	if (m.type != RDM_MSG_HELLO)
-		return refuse(d, -EPROTO, "expected hello, got %s", rdm_msg_name(m.type));
+		return drop(d, -EPROTO, "expected hello, got %s", rdm_msg_name(m.type));
 	if (m.u.hello.version != RDM_WIRE_VERSION)
-		return refuse(d, -EPROTONOSUPPORT,
-			      "source speaks protocol version %u, destination %u",
-			      m.u.hello.version, RDM_WIRE_VERSION);
+		return drop(d, -EPROTONOSUPPORT,
+			    "source speaks protocol version %u, destination %u",
+			    m.u.hello.version, RDM_WIRE_VERSION);
+	ret = rdm_auth_match(s, &a, m.u.hello.features, false, why, sizeof(why));
+	if (ret)
+		return drop(d, ret, "%s", why);
+	ret = rdm_auth_recv_nonce(s, &a, false, d->timeout, why, sizeof(why));
+	if (ret)
+		return drop(d, ret, "%s", why);
 	m.type = RDM_MSG_HELLO;
 	m.u.hello = (struct rdm_hello){RDM_WIRE_MAGIC, RDM_WIRE_VERSION, 0,
-				       RDM_FEAT_ZERO_RUNS | RDM_FEAT_RETURN_PATH};
-	ret = rdm_send_msg(s, &m);
+				       RDM_FEAT_ZERO_RUNS | RDM_FEAT_RETURN_PATH |
+					       rdm_auth_features(s)};
+	ret = rdm_quiet_send(s, &m);
+	if (!ret)
+		ret = rdm_auth_send_nonce(s, &a, false);
+	if (ret)
+		return drop(d, ret, "answering the hello: %s", strerror(-ret));
+
+	ret = rdm_quiet_recv(s, d->buf, RDM_CTRL_BUF, &m, d->timeout);
+	if (ret)
+		return drop(d, ret, "no block list from the source: %s", strerror(-ret));
+	if (m.type != RDM_MSG_BLOCKS)
+		return drop(d, -EPROTO, "expected blocks, got %s", rdm_msg_name(m.type));
+	ret = rdm_auth_digest_blocks(&a, d->buf, frame_len(d->buf));
+	if (ret)
+		return refuse(d, ret, "authentication: SHA-256 failed in GnuTLS");
+	/* Into its own buffer: m's block list stays in d->buf for check_blocks(). */
+	ret = rdm_quiet_recv(s, pbuf, sizeof(pbuf), &pm, d->timeout);
+	if (ret)
+		return drop(d, ret, "no auth-proof from the source: %s", strerror(-ret));
+	if (pm.type != RDM_MSG_AUTH_PROOF)
+		return drop(d, -EPROTO, "expected auth-proof, got %s", rdm_msg_name(pm.type));
+	ret = rdm_auth_check_source_proof(s, &a, &pm.u.proof, why, sizeof(why));
+	/* A wrong VM fails the migration (as in QEMU), like a block mismatch does. */
+	if (ret == -EACCES && !strncmp(why, "validate-uuid", 13))
+		return refuse(d, ret, "%s", why);
+	if (ret)
+		return drop(d, ret, "%s", why);
+	ret = check_blocks(d, &m.u.blocks);
 	if (ret)
 		return ret;
-
-	ret = rdm_recv_msg(s, d->buf, RDM_CTRL_BUF, &m, d->timeout);
-	if (ret) {
-		rdm_set_error(s, "no block list from the source: %s", strerror(-ret));
-		return ret;
-	}
-	if (m.type != RDM_MSG_BLOCKS)
-		return refuse(d, -EPROTO, "expected blocks, got %s", rdm_msg_name(m.type));
-	ret = check_blocks(d, &m.u.blocks);
+	ret = rdm_auth_send_dest_proof(s, &a);
 	if (ret)
 		return ret;
 
@@ -276,12 +340,23 @@ static int accept_one(struct rdmig_session *s)
 	return 0;
 }
 
+static void drop_tp(struct rdmig_session *s)
+{
+	struct rdm_tp *tp;
+
+	pthread_mutex_lock(&s->lock);
+	tp = s->tp;
+	s->tp = NULL;
+	pthread_mutex_unlock(&s->lock);
+	tp->ops->close(tp);
+}
+
 void *rdm_dest_main(void *arg)
 {
 	struct rdmig_session *s = arg;
 	struct dest d = {.s = s, .timeout = (int)s->opts.params[RDMIG_PARAM_PEER_TIMEOUT]};
 	bool unknown = false;
-	uint64_t t0;
+	uint64_t t0 = 0;
 	int ret;
 
 	d.buf = malloc(RDM_CTRL_BUF);
@@ -289,15 +364,23 @@ void *rdm_dest_main(void *arg)
 		ret = -ENOMEM;
 		goto out;
 	}
-	ret = accept_one(s);
+	/* Strangers are dropped and the listener goes on; the real source ends the loop. */
+	do {
+		d.retry = false;
+		ret = accept_one(s);
+		if (ret)
+			break;
+		t0 = rdm_now_ms();
+		ret = negotiate(&d);
+		if (d.retry && !rdm_cancelled(s))
+			drop_tp(s);
+	} while (d.retry && !rdm_cancelled(s));
 	pthread_mutex_lock(&s->lock);
 	s->ops->listener_close(s->listener);
 	s->listener = NULL;
 	pthread_mutex_unlock(&s->lock);
-	if (ret)
+	if (!s->tp)
 		goto out_buf;
-	t0 = rdm_now_ms();
-	ret = negotiate(&d);
 	if (ret)
 		goto out_tp;
 	pthread_mutex_lock(&s->lock);
@@ -341,6 +424,10 @@ int rdm_dest_incoming(struct rdmig_session *s, const char *uri)
 	ret = rdm_session_begin(s, RDMIG_ROLE_DEST, uri);
 	if (ret)
 		return ret;
+	if (s->opts.caps[RDMIG_CAP_VALIDATE_UUID] && !s->has_uuid) {
+		rdm_set_api_error(s, "validate-uuid needs this VM's uuid (rdmig_set_vm_uuid)");
+		return -EINVAL;
+	}
 	rdm_session_tp_opts(s, &to);
 	ret = s->ops->listen(&s->addr, &to, &s->listener, err, sizeof(err));
 	if (ret) {

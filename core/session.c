@@ -215,6 +215,7 @@ void rdmig_session_destroy(rdmig_session *s)
 	for (unsigned i = 0; i < s->nblocks; i++)
 		free(s->blocks[i].dirty);
 	free(s->blocks);
+	explicit_bzero(s->secret, sizeof(s->secret));
 	pthread_cond_destroy(&s->cond);
 	pthread_mutex_destroy(&s->lock);
 	free(s);
@@ -662,6 +663,8 @@ void rdm_session_tp_opts(const struct rdmig_session *s, struct rdm_tp_opts *o)
 		.chunk_size = s->opts.params[RDMIG_PARAM_CHUNK_SIZE],
 		.pin_all = s->opts.caps[RDMIG_CAP_RDMA_PIN_ALL],
 		.timeout_ms = (int)s->opts.params[RDMIG_PARAM_PEER_TIMEOUT],
+		.secret = s->secret_len ? s->secret : NULL,
+		.secret_len = s->secret_len,
 	};
 }
 

@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "control/auth.h"
 #include "control/msg.h"
 #include "core/options.h"
 #include "core/policy.h"
@@ -79,6 +80,12 @@ struct rdmig_session {
 	uint64_t t_start_ms;
 	uint64_t t_stop_ms; /* source VM stopped at; 0 = running */
 	struct rdm_policy policy;
+
+	/* Authentication (core/auth.c), set before a migration only. */
+	uint8_t secret[RDM_AUTH_SECRET_MAX];
+	size_t secret_len; /* 0: unauthenticated */
+	uint8_t uuid[RDM_UUID_LEN];
+	bool has_uuid;
 };
 
 uint64_t rdm_now_ms(void);
@@ -147,6 +154,51 @@ void rdm_session_tp_opts(const struct rdmig_session *s, struct rdm_tp_opts *o);
 
 /* Hand the agreed block list to the transport (registration happens there). */
 int rdm_session_set_blocks(struct rdmig_session *s);
+
+/*
+ * The authenticated part of the handshake (core/auth.c). Order on the wire:
+ *   S: HELLO [AUTH_NONCE]  D: HELLO [AUTH_NONCE]  S: BLOCKS AUTH_PROOF
+ *   D: [AUTH_PROOF] BLOCKS_ACK     ([..] only when both hold a secret)
+ * The destination registers memory (and hands out rkeys) only after it has
+ * checked the source's proof; the source starts only after it has checked
+ * the destination's. Functions return 0 or -errno; "why" gets the reason for
+ * a refusal, meant for both sides' logs.
+ */
+struct rdm_auth_state {
+	bool on; /* both sides hold a secret */
+	struct rdm_auth_bind bind;
+};
+/*
+ * Send / receive without recording anything in the session's error: before a
+ * peer is authenticated its failures are news about a stranger, not the
+ * session's cause (recv: transport or decode error as -errno).
+ */
+int rdm_quiet_send(struct rdmig_session *s, const struct rdm_msg *m);
+int rdm_quiet_recv(struct rdmig_session *s, void *buf, size_t cap, struct rdm_msg *m,
+		   int timeout_ms);
+/* Fresh state for the session's transport (its token is bound into the proofs). */
+void rdm_auth_init(const struct rdmig_session *s, struct rdm_auth_state *a);
+/* Features this side announces in HELLO. */
+uint64_t rdm_auth_features(const struct rdmig_session *s);
+/* Either side, right after its HELLO: its nonce, when it holds a secret. */
+int rdm_auth_send_nonce(struct rdmig_session *s, struct rdm_auth_state *a, bool source);
+/* The peer's HELLO features against our secret: -EACCES when one side lacks it. */
+int rdm_auth_match(const struct rdmig_session *s, struct rdm_auth_state *a, uint64_t peer_feat,
+		   bool source, char *why, size_t len);
+/* The peer's AUTH_NONCE when a->on (an ERROR from the peer comes back as its code). */
+int rdm_auth_recv_nonce(struct rdmig_session *s, struct rdm_auth_state *a, bool source,
+			int timeout_ms, char *why, size_t len);
+/* The BLOCKS frame as sent / received, bound into both proofs. */
+int rdm_auth_digest_blocks(struct rdm_auth_state *a, const void *frame, size_t len);
+/* Source: AUTH_PROOF (mac when a->on, VM uuid when set). */
+int rdm_auth_send_source_proof(struct rdmig_session *s, struct rdm_auth_state *a);
+/* Destination: the source's proof and, with validate-uuid, its uuid. */
+int rdm_auth_check_source_proof(struct rdmig_session *s, struct rdm_auth_state *a,
+				const struct rdm_auth_proof *p, char *why, size_t len);
+int rdm_auth_send_dest_proof(struct rdmig_session *s, struct rdm_auth_state *a);
+/* Source: the destination's proof. */
+int rdm_auth_check_dest_proof(struct rdmig_session *s, struct rdm_auth_state *a,
+			      const struct rdm_auth_proof *p, char *why, size_t len);
 
 /* Thread bodies. */
 void *rdm_source_main(void *arg);

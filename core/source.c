@@ -172,33 +172,22 @@ static int wait_rp(struct rdmig_session *s, uint64_t seq, int timeout_ms)
 	return ret;
 }
 
-static int handshake(struct rdmig_session *s, uint8_t *buf)
+/* A refusal of ours: recorded here and told to the destination. */
+static int refuse_dest(struct rdmig_session *s, int err, const char *why)
 {
-	struct rdm_msg m = {.type = RDM_MSG_HELLO};
-	struct rdm_block_desc *desc;
-	int timeout = (int)s->opts.params[RDMIG_PARAM_PEER_TIMEOUT];
-	int ret;
+	rdm_set_error(s, "%s", why);
+	rdm_send_error(s, err, why);
+	return err;
+}
 
-	m.u.hello.magic = RDM_WIRE_MAGIC;
-	m.u.hello.version = RDM_WIRE_VERSION;
-	m.u.hello.features = RDM_FEAT_ZERO_RUNS | RDM_FEAT_RETURN_PATH;
-	ret = rdm_send_msg(s, &m);
-	if (ret)
-		return ret;
-	ret = rdm_recv_msg(s, buf, RDM_CTRL_BUF, &m, timeout);
-	if (ret) {
-		rdm_set_error(s, "no hello from the destination: %s", strerror(-ret));
-		return ret;
-	}
-	if (m.type == RDM_MSG_ERROR) {
-		rdm_set_error(s, "destination refused: %s", m.u.error.text);
-		return -ECONNREFUSED;
-	}
-	if (m.type != RDM_MSG_HELLO || m.u.hello.version != RDM_WIRE_VERSION) {
-		rdm_set_error(s, "destination speaks %s version %u, this source %u",
-			      rdm_msg_name(m.type), m.u.hello.version, RDM_WIRE_VERSION);
-		return -EPROTONOSUPPORT;
-	}
+/* BLOCKS, encoded here so its exact bytes can be bound into the proofs. */
+static int send_blocks(struct rdmig_session *s, struct rdm_auth_state *a)
+{
+	struct rdm_msg m = {.type = RDM_MSG_BLOCKS};
+	struct rdm_block_desc *desc;
+	uint8_t *frame = NULL;
+	size_t len = 0;
+	int ret = -ENOMEM;
 
 	desc = calloc(s->nblocks, sizeof(*desc));
 	if (!desc)
@@ -208,13 +197,98 @@ static int handshake(struct rdmig_session *s, uint8_t *buf)
 		desc[i].length = s->blocks[i].len;
 		desc[i].page_size = s->blocks[i].page_size;
 	}
-	m.type = RDM_MSG_BLOCKS;
 	m.u.blocks.count = s->nblocks;
 	m.u.blocks.desc = desc;
-	ret = rdm_send_msg(s, &m);
+	len = rdm_msg_size(&m);
+	frame = len ? malloc(len) : NULL;
+	if (!frame)
+		goto out_desc;
+	ret = rdm_msg_encode(&m, frame, len, &len);
+	if (!ret)
+		ret = rdm_auth_digest_blocks(a, frame, len);
+	if (!ret) {
+		ret = rdm_tp_send(s->tp, frame, len);
+		if (ret)
+			rdm_set_error(s, "sending blocks: %s", rdm_tp_why(ret));
+	}
+	free(frame);
+out_desc:
 	free(desc);
+	return ret;
+}
+
+/* Next message, with the destination's ERROR turned into the refusal it is. */
+static int recv_answer(struct rdmig_session *s, uint8_t *buf, struct rdm_msg *m, const char *what)
+{
+	int timeout = (int)s->opts.params[RDMIG_PARAM_PEER_TIMEOUT];
+	int ret;
+
+	ret = rdm_recv_msg(s, buf, RDM_CTRL_BUF, m, timeout);
+	if (ret) {
+		rdm_set_error(s, "no %s from the destination: %s", what, strerror(-ret));
+		return ret;
+	}
+	if (m->type == RDM_MSG_ERROR) {
+		rdm_set_error(s, "destination refused: %s", m->u.error.text);
+		return m->u.error.code < 0 ? m->u.error.code : -ECONNREFUSED;
+	}
+	return 0;
+}
+
+/*
+ * HELLO [AUTH_NONCE] both ways, then BLOCKS and our AUTH_PROOF; with a secret
+ * the destination's AUTH_PROOF must check out before its BLOCKS_ACK counts.
+ */
+static int handshake(struct rdmig_session *s, uint8_t *buf)
+{
+	struct rdm_msg m = {.type = RDM_MSG_HELLO};
+	int timeout = (int)s->opts.params[RDMIG_PARAM_PEER_TIMEOUT];
+	struct rdm_auth_state a;
+	char why[RDM_ERRLEN];
+	int ret;
+
+	rdm_auth_init(s, &a);
+	m.u.hello.magic = RDM_WIRE_MAGIC;
+	m.u.hello.version = RDM_WIRE_VERSION;
+	m.u.hello.features = RDM_FEAT_ZERO_RUNS | RDM_FEAT_RETURN_PATH | rdm_auth_features(s);
+	ret = rdm_send_msg(s, &m);
+	if (!ret)
+		ret = rdm_auth_send_nonce(s, &a, true);
 	if (ret)
 		return ret;
+	ret = recv_answer(s, buf, &m, "hello");
+	if (ret)
+		return ret;
+	if (m.type != RDM_MSG_HELLO || m.u.hello.version != RDM_WIRE_VERSION) {
+		rdm_set_error(s, "destination speaks %s version %u, this source %u",
+			      rdm_msg_name(m.type), m.u.hello.version, RDM_WIRE_VERSION);
+		return -EPROTONOSUPPORT;
+	}
+	ret = rdm_auth_match(s, &a, m.u.hello.features, true, why, sizeof(why));
+	if (ret)
+		return refuse_dest(s, ret, why);
+	ret = rdm_auth_recv_nonce(s, &a, true, timeout, why, sizeof(why));
+	if (ret) {
+		rdm_set_error(s, "%s", why);
+		return ret;
+	}
+
+	ret = send_blocks(s, &a);
+	if (!ret)
+		ret = rdm_auth_send_source_proof(s, &a);
+	if (ret)
+		return ret;
+	if (a.on) {
+		ret = recv_answer(s, buf, &m, "proof");
+		if (ret)
+			return ret;
+		if (m.type != RDM_MSG_AUTH_PROOF)
+			return refuse_dest(s, -EACCES, "authentication failed: the destination "
+						       "answered without a proof");
+		ret = rdm_auth_check_dest_proof(s, &a, &m.u.proof, why, sizeof(why));
+		if (ret)
+			return refuse_dest(s, ret, why);
+	}
 	ret = rdm_recv_msg(s, buf, RDM_CTRL_BUF, &m, timeout);
 	if (ret) {
 		rdm_set_error(s, "no answer to the block list: %s", strerror(-ret));

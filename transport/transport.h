@@ -61,6 +61,14 @@ struct rdm_tp_opts {
 	uint64_t chunk_size; /* unit of chunk -> channel mapping and registration */
 	bool pin_all;        /* rdma: register whole blocks at set_blocks() */
 	int timeout_ms;      /* connect/accept/handshake and peer-silence limit */
+	/*
+	 * The session secret (NULL: none), owned by the caller and alive as long
+	 * as the transport. With one, every channel a connector opens carries a
+	 * CHAN_PROOF (control/auth.h) and a listener refuses channels without a
+	 * valid one; without one, proofs are neither sent nor checked.
+	 */
+	const uint8_t *secret;
+	size_t secret_len;
 };
 
 struct rdm_tp_block {
@@ -113,6 +121,8 @@ struct rdm_tp_ops {
 /* Every transport embeds this first. */
 struct rdm_tp {
 	const struct rdm_tp_ops *ops;
+	/* The random id every channel of this session carries; bound into its proofs. */
+	uint64_t token;
 };
 
 /*

@@ -67,7 +67,8 @@ enum rdmig_status {
 	X(RETURN_PATH, "return-path")                                       \
 	X(POSTCOPY_RAM, "postcopy-ram")                                     \
 	X(PAUSE_BEFORE_SWITCHOVER, "pause-before-switchover")               \
-	X(EVENTS, "events")
+	X(EVENTS, "events")                                                 \
+	X(VALIDATE_UUID, "validate-uuid") /* destination: the source VM's uuid must match */
 
 enum rdmig_cap {
 #define RDMIG_X_ENUM(name, str) RDMIG_CAP_##name,
@@ -164,6 +165,25 @@ int rdmig_cap_from_name(const char *name, enum rdmig_cap *cap);
 int rdmig_param_from_name(const char *name, enum rdmig_param *p);
 const char *rdmig_cap_name(enum rdmig_cap cap);
 const char *rdmig_param_name(enum rdmig_param p);
+
+/*
+ * Authentication: a per-migration secret (16..1024 bytes), handed to both sides
+ * out of band, as libvirt would. With a secret the two sides prove to each
+ * other that they hold it (HMAC-SHA256 challenge-response over both nonces,
+ * the block list and the session token) before the destination registers
+ * memory, hands out an rkey or takes a byte of RAM, and every data channel
+ * proves it belongs to that session. A side with a secret refuses a peer
+ * without one; with no secret on either side the migration runs
+ * unauthenticated. Set before migrate()/incoming() (-EBUSY during one); the
+ * bytes are copied, and wiped when the session is destroyed.
+ */
+int rdmig_set_secret(rdmig_session *s, const void *secret, size_t len);
+/*
+ * The VM's uuid. A source sends it inside the (authenticated) handshake; a
+ * destination with the validate-uuid capability refuses a different one, like
+ * QEMU's validate-uuid.
+ */
+int rdmig_set_vm_uuid(rdmig_session *s, const uint8_t uuid[16]);
 
 /* "tcp:HOST:PORT" or "rdma:HOST:PORT"; HOST an IPv4 literal, [IPv6] or localhost. */
 int rdmig_migrate(rdmig_session *s, const char *uri);

@@ -77,6 +77,31 @@ static void write_full(int fd, const void *buf, size_t len)
 	}
 }
 
+static bool from_hex(const char *s, void *p, size_t n);
+
+/* The child's secret, uuid and peer timeout, from the environment Spawn() set. */
+static int dest_child_auth(rdmig_session *s)
+{
+	const char *secret = getenv("RDMIG_TEST_DEST_SECRET");
+	const char *uuid = getenv("RDMIG_TEST_DEST_UUID");
+	const char *pt = getenv("RDMIG_TEST_DEST_PEER_TIMEOUT");
+	uint8_t buf[1024], u[16];
+
+	if (secret && *secret) {
+		size_t n = strlen(secret) / 2;
+		if (n > sizeof(buf) || !from_hex(secret, buf, n) || rdmig_set_secret(s, buf, n))
+			return -1;
+	}
+	if (uuid && *uuid) {
+		if (!from_hex(uuid, u, sizeof(u)) || rdmig_set_vm_uuid(s, u) ||
+		    rdmig_set_capability(s, RDMIG_CAP_VALIDATE_UUID, true))
+			return -1;
+	}
+	if (pt && *pt && rdmig_set_parameter(s, RDMIG_PARAM_PEER_TIMEOUT, strtoull(pt, nullptr, 10)))
+		return -1;
+	return 0;
+}
+
 /* The child: a destination VMM in miniature. */
 static void dest_child(int fd, const guest_cfg &cfg, const std::string &uri, int wait_ms)
 {
@@ -96,16 +121,35 @@ static void dest_child(int fd, const guest_cfg &cfg, const std::string &uri, int
 	const char *resolve = getenv("RDMIG_TEST_RESOLVE");
 	if (pt && *pt && rdmig_set_parameter(s, RDMIG_PARAM_PEER_TIMEOUT, strtoull(pt, nullptr, 10)))
 		_exit(2);
+	if (dest_child_auth(s))
+		_exit(2);
 	if (rdmig_incoming(s, uri.c_str()) || rdmig_incoming_port(s, &port)) {
 		fprintf(stderr, "dest: incoming %s: %s\n", uri.c_str(), rdmig_last_error(s));
 		_exit(2);
 	}
 	write_full(fd, &port, sizeof(port));
 	enum rdmig_status st = RDMIG_STATUS_NONE;
-	if (rdmig_wait(s, wait_ms, &st))
-		snprintf(r.error, sizeof(r.error), "destination still %s after %d ms",
-			 rdmig_status_name(st), wait_ms);
-	else
+	/*
+	 * Poll until the end instead of one long wait: the text a timed-out wait
+	 * leaves would hide the destination's news (the connections it refused).
+	 */
+	std::string news;
+	for (int waited = 0; waited < wait_ms; waited += 20) {
+		rdmig_stats qs;
+		struct timespec ts = {0, 20 * 1000000};
+
+		if (rdmig_query(s, &qs) == 0 &&
+		    (qs.status == RDMIG_STATUS_COMPLETED || qs.status == RDMIG_STATUS_FAILED ||
+		     qs.status == RDMIG_STATUS_CANCELLED || qs.status == RDMIG_STATUS_COMMIT_UNKNOWN))
+			break;
+		if (*rdmig_last_error(s))
+			news = rdmig_last_error(s);
+		nanosleep(&ts, nullptr);
+	}
+	if (rdmig_wait(s, 0, &st)) {
+		snprintf(r.error, sizeof(r.error), "destination still %s after %d ms: %s",
+			 rdmig_status_name(st), wait_ms, news.c_str());
+	} else
 		snprintf(r.error, sizeof(r.error), "%s", rdmig_last_error(s));
 	r.first_status = st;
 	if (st == RDMIG_STATUS_COMMIT_UNKNOWN && resolve && *resolve) {
@@ -178,6 +222,11 @@ bool DestProcess::Spawn(const guest_cfg &cfg, const std::string &host, int wait_
 		return false;
 	if (pid == 0) {
 		close(p[0]);
+		setenv("RDMIG_TEST_DEST_SECRET", to_hex(secret.data(), secret.size()).c_str(), 1);
+		setenv("RDMIG_TEST_DEST_UUID",
+		       validate_uuid ? to_hex(uuid.data(), uuid.size()).c_str() : "", 1);
+		setenv("RDMIG_TEST_DEST_PEER_TIMEOUT",
+		       peer_timeout_ms > 0 ? std::to_string(peer_timeout_ms).c_str() : "", 1);
 		execl("/proc/self/exe", "e2e-dest", "--dest-child", fd.c_str(), hex.c_str(),
 		      uri.c_str(), wait.c_str(), (char *)nullptr);
 		_exit(127);

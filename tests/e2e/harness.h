@@ -44,6 +44,11 @@ class DestProcess {
 	std::string Uri() const;
 	pid_t pid = -1;
 	uint16_t port = 0;
+	/* Set before Spawn(): the destination's secret, VM uuid (validate-uuid on), peer timeout. */
+	std::string secret;
+	std::string uuid; /* 16 bytes, or empty */
+	bool validate_uuid = false;
+	int peer_timeout_ms = 0; /* 0: the default */
 
       private:
 	int fd_ = -1;

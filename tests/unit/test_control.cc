@@ -172,6 +172,18 @@ struct Samples {
 		add(RDM_MSG_RDMA_REG);
 		m.u.ready = {1, 64ull << 20};
 		add(RDM_MSG_RDMA_READY);
+		for (unsigned i = 0; i < RDM_AUTH_NONCE_LEN; i++)
+			m.u.nonce.nonce[i] = uint8_t(0xa0 + i);
+		add(RDM_MSG_AUTH_NONCE);
+		m.u.proof.flags = RDM_AUTH_F_UUID | RDM_AUTH_F_MAC;
+		for (unsigned i = 0; i < RDM_UUID_LEN; i++)
+			m.u.proof.uuid[i] = uint8_t(i + 1);
+		for (unsigned i = 0; i < sizeof(m.u.proof.mac); i++)
+			m.u.proof.mac[i] = uint8_t(0xff - i);
+		add(RDM_MSG_AUTH_PROOF);
+		for (unsigned i = 0; i < RDM_CHAN_MAC_LEN; i++)
+			m.u.chan_proof.mac[i] = uint8_t(3 * i);
+		add(RDM_MSG_CHAN_PROOF);
 	}
 };
 
@@ -911,4 +923,74 @@ TEST(RdmaMessages, ReadyUnknownFlagsRefused)
 	f[RDM_HDR_LEN + 3] = 0x3;
 	rdm_msg d;
 	EXPECT_EQ(decode(f, &d), -EBADMSG);
+}
+
+// ---- authentication messages ----
+
+TEST(AuthMessages, GoldenProofBytes)
+{
+	Samples s;
+	Bytes f = encode(s.of(RDM_MSG_AUTH_PROOF));
+	Frame w;
+	w.u32(RDM_AUTH_F_UUID | RDM_AUTH_F_MAC);
+	for (unsigned i = 0; i < RDM_UUID_LEN; i++)
+		w.b.push_back(uint8_t(i + 1));
+	for (unsigned i = 0; i < 32; i++)
+		w.b.push_back(uint8_t(0xff - i));
+	EXPECT_EQ(f, w.frame(RDM_MSG_AUTH_PROOF));
+	EXPECT_EQ(f.size(), RDM_HDR_LEN + 52u);
+}
+
+TEST(AuthMessages, FixedLengthsOnly)
+{
+	Samples s;
+	for (rdm_msg_type t : {RDM_MSG_AUTH_NONCE, RDM_MSG_AUTH_PROOF, RDM_MSG_CHAN_PROOF}) {
+		SCOPED_TRACE(rdm_msg_name(uint16_t(t)));
+		Bytes f = encode(s.of(t));
+		Bytes longer = f;
+		longer.push_back(0);
+		rdm_put_u32(&longer[4], uint32_t(longer.size() - RDM_HDR_LEN));
+		EXPECT_EQ(decode(longer), -EBADMSG);
+		Bytes shorter(f.begin(), f.end() - 1);
+		rdm_put_u32(&shorter[4], uint32_t(shorter.size() - RDM_HDR_LEN));
+		EXPECT_EQ(decode(shorter), -EBADMSG);
+		for (size_t n = 0; n < f.size(); n++)
+			EXPECT_EQ(decode(Bytes(f.begin(), f.begin() + long(n))), -EAGAIN) << n;
+	}
+}
+
+TEST(AuthMessages, ZeroNonceRefused)
+{
+	Frame w;
+	w.b.assign(RDM_AUTH_NONCE_LEN, 0);
+	EXPECT_EQ(decode(w.frame(RDM_MSG_AUTH_NONCE)), -EBADMSG);
+	w.b[31] = 1;
+	EXPECT_EQ(decode(w.frame(RDM_MSG_AUTH_NONCE)), 0);
+}
+
+TEST(AuthMessages, ProofFlagsAndCanonicalZeros)
+{
+	Samples s;
+	Bytes f = encode(s.of(RDM_MSG_AUTH_PROOF));
+	Bytes g = f;
+	g[RDM_HDR_LEN + 3] |= 0x4; // unknown flag
+	EXPECT_EQ(decode(g), -EBADMSG);
+	g = f;
+	g[RDM_HDR_LEN + 3] = RDM_AUTH_F_MAC; // no uuid flag, but uuid bytes set
+	EXPECT_EQ(decode(g), -EBADMSG);
+	g = f;
+	g[RDM_HDR_LEN + 3] = RDM_AUTH_F_UUID; // no mac flag, but mac bytes set
+	EXPECT_EQ(decode(g), -EBADMSG);
+
+	rdm_msg m = s.of(RDM_MSG_AUTH_PROOF);
+	m.u.proof.flags = RDM_AUTH_F_UUID;
+	EXPECT_EQ(rdm_msg_size(&m), 0u) << "a mac without its flag must not be sent";
+	m.u.proof.flags = 0x80;
+	EXPECT_EQ(rdm_msg_size(&m), 0u);
+	m = rdm_msg{};
+	m.type = RDM_MSG_AUTH_PROOF; // unauthenticated, no uuid: all zero
+	expect_round_trip(m);
+	rdm_msg d;
+	ASSERT_EQ(decode(encode(m), &d), 0);
+	EXPECT_EQ(d.u.proof.flags, 0u);
 }

@@ -2,8 +2,13 @@
 /*
  * Connection management: rdma_cm on both sides. The connect private data is
  * only a CHANNEL frame (magic, version, index, count, flags, token: 28 bytes,
- * small enough for IB/RoCE); everything else is negotiated in control messages.
- * Index 0 is the control QP, 1..count-1 the data QPs.
+ * small enough for IB/RoCE) and, with a secret, a CHAN_PROOF frame (24 more:
+ * 52 of the 56 bytes a REQ carries) proving the QP belongs to the session;
+ * everything else is negotiated in control messages. Index 0 is the control
+ * QP, 1..count-1 the data QPs. A listener with a secret rejects a QP without
+ * a valid proof, so no stranger's QP ever joins a session (and every session
+ * has its own PD: its rkeys are worth nothing on any other QP). Up to
+ * RT_PENDING sessions are assembled side by side, each with a deadline.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -14,18 +19,28 @@
 #include <sys/random.h>
 #include <unistd.h>
 
+#include "control/auth.h"
 #include "transport/rdma/rdma_int.h"
 
 #define RT_FLAG_PIN_ALL 1u
+#define RT_FLAG_PROOF 2u      /* a CHAN_PROOF frame follows the CHANNEL frame */
 #define RT_FLAG_CHUNK_SHIFT 8 /* bits 8..15: log2 of the chunk size */
+#define RT_HELLO_LEN 28u      /* the CHANNEL frame */
+#define RT_PENDING 8          /* sessions assembled at once */
+
+/* A session being assembled: its QPs so far, and until when it may take. */
+struct rt_pending {
+	struct rdm_rdma *r;
+	unsigned established;
+	uint64_t deadline;
+};
 
 struct rt_listener {
 	struct rdm_tp_listener base;
 	struct rdma_event_channel *ech;
 	struct rdma_cm_id *id;
 	struct rdm_tp_opts opts;
-	struct rdm_rdma *pending; /* the connection being assembled */
-	unsigned established;
+	struct rt_pending pend[RT_PENDING];
 	volatile bool shut;
 };
 
@@ -165,16 +180,23 @@ void rt_destroy_qp(struct rt_qp *q)
 	q->id = NULL;
 }
 
-static void hello(const struct rdm_rdma *r, unsigned index, uint8_t *buf, size_t *len)
+static int hello(const struct rdm_rdma *r, unsigned index, uint8_t *buf, size_t *len)
 {
 	struct rdm_msg m = {.type = RDM_MSG_CHANNEL};
+	int ret;
 
 	m.u.channel = (struct rdm_channel){RDM_WIRE_MAGIC, RDM_WIRE_VERSION, (uint16_t)index,
 					   (uint16_t)(r->ndata + 1),
 					   (uint16_t)((r->pin_all ? RT_FLAG_PIN_ALL : 0) |
+						      (r->secret ? RT_FLAG_PROOF : 0) |
 						      (__builtin_ctzll(r->chunk) << RT_FLAG_CHUNK_SHIFT)),
 					   r->token};
-	rdm_msg_encode(&m, buf, 64, len);
+	ret = rdm_msg_encode(&m, buf, 64, len);
+	if (!ret && r->secret) {
+		ret = rdm_auth_chan_proof_encode(buf + *len, r->secret, r->secret_len, &m.u.channel);
+		*len += RDM_CHAN_PROOF_FRAME;
+	}
+	return ret;
 }
 
 static int connect_one(struct rdm_rdma *r, struct rt_qp *q, unsigned index,
@@ -182,7 +204,7 @@ static int connect_one(struct rdm_rdma *r, struct rt_qp *q, unsigned index,
 {
 	struct rdma_conn_param cp = {0};
 	struct rdma_cm_id *id;
-	uint8_t pdata[64];
+	uint8_t pdata[RT_HELLO_LEN + RDM_CHAN_PROOF_FRAME + 12];
 	size_t plen = 0;
 	int ret;
 
@@ -221,7 +243,11 @@ static int connect_one(struct rdm_rdma *r, struct rt_qp *q, unsigned index,
 			return ret;
 		}
 	}
-	hello(r, index, pdata, &plen);
+	ret = hello(r, index, pdata, &plen);
+	if (ret) {
+		snprintf(err, errlen, "channel hello: %s", strerror(-ret));
+		return ret;
+	}
 	cp.private_data = pdata;
 	cp.private_data_len = (uint8_t)plen;
 	cp.responder_resources = 1;
@@ -242,6 +268,7 @@ int rt_connect_all(struct rdm_rdma *r, const struct rdm_addr *a, char *err, size
 
 	if (getrandom(&r->token, sizeof(r->token), 0) != sizeof(r->token))
 		r->token = rt_now_ms() ^ (uint64_t)getpid() << 32;
+	r->base.token = r->token;
 	r->ech = rdma_create_event_channel();
 	if (!r->ech) {
 		ret = -errno;
@@ -370,19 +397,83 @@ static void refuse(struct rdma_cm_id *id, const char *why, char *err, size_t err
 	rdma_destroy_id(id);
 }
 
-/* A connect request: validate, then join it to the connection being assembled. */
+static struct rt_pending *pending_of_token(struct rt_listener *l, uint64_t token)
+{
+	for (unsigned i = 0; i < RT_PENDING; i++)
+		if (l->pend[i].r && l->pend[i].r->token == token)
+			return &l->pend[i];
+	return NULL;
+}
+
+static bool is_pending_id(struct rdm_rdma *r, struct rdma_cm_id *id)
+{
+	if (!r)
+		return false;
+	if (r->ctrl.id == id)
+		return true;
+	for (unsigned i = 0; i < r->ndata; i++)
+		if (r->data[i].id == id)
+			return true;
+	return false;
+}
+
+static struct rt_pending *pending_of_id(struct rt_listener *l, struct rdma_cm_id *id)
+{
+	for (unsigned i = 0; i < RT_PENDING; i++)
+		if (is_pending_id(l->pend[i].r, id))
+			return &l->pend[i];
+	return NULL;
+}
+
+static void pending_drop(struct rt_pending *p)
+{
+	rt_free(p->r); /* disconnects what was established: the peer learns at once */
+	memset(p, 0, sizeof(*p));
+}
+
+/*
+ * The proof behind the CHANNEL frame (why it fails, or NULL). Without a
+ * secret here proofs are not judged; the session handshake then refuses a
+ * source that wants one.
+ */
+static const char *proof_check(const struct rt_listener *l, const struct rdma_conn_param *cp,
+			       const struct rdm_channel *ch)
+{
+	bool has = ch->flags & RT_FLAG_PROOF;
+	int ret = -EBADMSG;
+
+	if (has && cp->private_data_len >= RT_HELLO_LEN + RDM_CHAN_PROOF_FRAME)
+		ret = rdm_auth_chan_proof_check((const uint8_t *)cp->private_data + RT_HELLO_LEN,
+						RDM_CHAN_PROOF_FRAME,
+						l->opts.secret ? l->opts.secret : (const uint8_t *)"",
+						l->opts.secret ? l->opts.secret_len : 0, ch);
+	if (has && ret == -EBADMSG)
+		return "bad channel proof";
+	if (!l->opts.secret)
+		return NULL;
+	if (!has)
+		return "authentication failed: no proof";
+	return ret ? "authentication failed: wrong proof" : NULL;
+}
+
+/* A connect request: validate, then join it to the session of its token. */
 static int on_request(struct rt_listener *l, struct rdma_cm_event *ev, char *err, size_t errlen)
 {
 	const struct rdma_conn_param *cp = &ev->param.conn;
 	struct rdma_conn_param acc = {0};
+	struct rt_pending *p;
 	struct rdm_channel ch;
+	const char *bad;
 	struct rdm_rdma *r;
 	struct rt_qp *q;
 	struct rdm_msg m;
 	unsigned shift;
 	int ret;
 
-	if (!cp->private_data || rdm_msg_decode(cp->private_data, cp->private_data_len < 28 ? cp->private_data_len : 28, &m) ||
+	if (!cp->private_data ||
+	    rdm_msg_decode(cp->private_data,
+			   cp->private_data_len < RT_HELLO_LEN ? cp->private_data_len : RT_HELLO_LEN,
+			   &m) ||
 	    m.type != RDM_MSG_CHANNEL) {
 		refuse(ev->id, "not an rdmig peer", err, errlen);
 		return 0;
@@ -390,6 +481,11 @@ static int on_request(struct rt_listener *l, struct rdma_cm_event *ev, char *err
 	ch = m.u.channel;
 	if (ch.version != RDM_WIRE_VERSION) {
 		refuse(ev->id, "unsupported protocol version", err, errlen);
+		return 0;
+	}
+	bad = proof_check(l, cp, &ch);
+	if (bad) {
+		refuse(ev->id, bad, err, errlen);
 		return 0;
 	}
 	if (ch.count < 2 || ch.count > 65) {
@@ -401,26 +497,35 @@ static int on_request(struct rt_listener *l, struct rdma_cm_event *ev, char *err
 		refuse(ev->id, "bad chunk size", err, errlen);
 		return 0;
 	}
-	if (!l->pending) {
+	p = pending_of_token(l, ch.token);
+	if (!p) {
 		if (ch.index != 0) {
 			refuse(ev->id, "data channel before control", err, errlen);
 			return 0;
 		}
-		l->pending = rt_alloc(&l->opts, false, ch.count - 1u);
-		if (!l->pending) {
+		for (unsigned i = 0; !p && i < RT_PENDING; i++)
+			if (!l->pend[i].r)
+				p = &l->pend[i];
+		if (!p) {
+			refuse(ev->id, "too many migrations being set up", err, errlen);
+			return 0;
+		}
+		p->r = rt_alloc(&l->opts, false, ch.count - 1u);
+		if (!p->r) {
 			refuse(ev->id, "out of memory", err, errlen);
 			return 0;
 		}
-		l->pending->token = ch.token;
-		l->pending->pin_all = ch.flags & RT_FLAG_PIN_ALL;
-		l->pending->chunk = 1ull << shift;
-		l->established = 0;
-	} else if (ch.token != l->pending->token || ch.count != l->pending->ndata + 1 ||
-		   ch.index == 0 || l->pending->chunk != 1ull << shift) {
-		refuse(ev->id, "another migration is being set up", err, errlen);
+		p->r->token = ch.token;
+		p->r->base.token = ch.token;
+		p->r->pin_all = ch.flags & RT_FLAG_PIN_ALL;
+		p->r->chunk = 1ull << shift;
+		p->established = 0;
+		p->deadline = rt_now_ms() + (uint64_t)p->r->timeout_ms;
+	} else if (ch.count != p->r->ndata + 1 || ch.index == 0 || p->r->chunk != 1ull << shift) {
+		refuse(ev->id, "channel does not fit its session", err, errlen);
 		return 0;
 	}
-	r = l->pending;
+	r = p->r;
 	q = ch.index == 0 ? &r->ctrl : &r->data[ch.index - 1];
 	if (q->id) {
 		refuse(ev->id, "channel announced twice", err, errlen);
@@ -449,16 +554,50 @@ static int on_request(struct rt_listener *l, struct rdma_cm_event *ev, char *err
 	return 0;
 }
 
-static bool is_pending_id(struct rdm_rdma *r, struct rdma_cm_id *id)
+/* Sessions past their deadline are dropped (and their peers disconnected). */
+static void expire(struct rt_listener *l, char *err, size_t errlen)
 {
-	if (!r)
-		return false;
-	if (r->ctrl.id == id)
-		return true;
+	uint64_t now = rt_now_ms();
+
+	for (unsigned i = 0; i < RT_PENDING; i++) {
+		struct rt_pending *p = &l->pend[i];
+
+		if (!p->r || now < p->deadline)
+			continue;
+		snprintf(err, errlen, "refused a connection: session %016llx incomplete after %d ms "
+				      "(%u of %u channels)",
+			 (unsigned long long)p->r->token, p->r->timeout_ms, p->established,
+			 p->r->ndata + 1);
+		pending_drop(p);
+	}
+}
+
+/* The assembled session leaves the listener: its own event channel and threads. */
+static int finish(struct rt_pending *p, struct rdm_tp **out)
+{
+	struct rdm_rdma *r = p->r;
+	int ret;
+
+	memset(p, 0, sizeof(*p));
+	r->ech = rdma_create_event_channel();
+	if (!r->ech || set_nonblock(r->ech->fd) || rdma_migrate_id(r->ctrl.id, r->ech)) {
+		rt_free(r);
+		return -EIO;
+	}
 	for (unsigned i = 0; i < r->ndata; i++)
-		if (r->data[i].id == id)
-			return true;
-	return false;
+		if (rdma_migrate_id(r->data[i].id, r->ech)) {
+			rt_free(r);
+			return -EIO;
+		}
+	ret = rt_progress_start(r);
+	if (!ret)
+		ret = rt_start_cm_thread(r);
+	if (ret) {
+		rt_free(r);
+		return ret;
+	}
+	*out = &r->base;
+	return 0;
 }
 
 int rt_accept(struct rdm_tp_listener *lb, int timeout_ms, struct rdm_tp **out, char *err,
@@ -467,6 +606,7 @@ int rt_accept(struct rdm_tp_listener *lb, int timeout_ms, struct rdm_tp **out, c
 	struct rt_listener *l = (struct rt_listener *)lb;
 	uint64_t deadline = rt_deadline(timeout_ms);
 	struct rdma_cm_event *ev;
+	struct rt_pending *p;
 	int ret;
 
 	/* Only this call's refusals: -ETIMEDOUT with an empty err means nobody came. */
@@ -475,6 +615,7 @@ int rt_accept(struct rdm_tp_listener *lb, int timeout_ms, struct rdm_tp **out, c
 	while (!l->shut) {
 		uint64_t now = rt_now_ms();
 
+		expire(l, err, errlen);
 		if (now >= deadline)
 			return -ETIMEDOUT;
 		ret = next_event(l->ech, (int)(deadline - now > 100 ? 100 : deadline - now), &ev);
@@ -483,16 +624,20 @@ int rt_accept(struct rdm_tp_listener *lb, int timeout_ms, struct rdm_tp **out, c
 		if (ret)
 			return ret;
 		ret = 0;
+		p = pending_of_id(l, ev->id);
 		switch (ev->event) {
 		case RDMA_CM_EVENT_CONNECT_REQUEST:
+			p = NULL;
 			ret = on_request(l, ev, err, errlen);
+			if (ret)
+				p = pending_of_id(l, ev->id);
 			break;
 		case RDMA_CM_EVENT_ESTABLISHED:
-			if (is_pending_id(l->pending, ev->id))
-				l->established++;
+			if (p)
+				p->established++;
 			break;
 		default:
-			if (is_pending_id(l->pending, ev->id)) {
+			if (p) {
 				snprintf(err, errlen, "connection failed during setup: %s",
 					 rdma_event_str(ev->event));
 				ret = -ECONNABORTED;
@@ -500,35 +645,12 @@ int rt_accept(struct rdm_tp_listener *lb, int timeout_ms, struct rdm_tp **out, c
 		}
 		rdma_ack_cm_event(ev);
 		if (ret) {
-			rt_free(l->pending);
-			l->pending = NULL;
+			if (p)
+				pending_drop(p);
 			continue; /* a broken attempt does not end the listening */
 		}
-		if (l->pending && l->established == l->pending->ndata + 1) {
-			struct rdm_rdma *r = l->pending;
-
-			l->pending = NULL;
-			/* From now on the session's own channel carries its events. */
-			r->ech = rdma_create_event_channel();
-			if (!r->ech || set_nonblock(r->ech->fd) || rdma_migrate_id(r->ctrl.id, r->ech)) {
-				rt_free(r);
-				return -EIO;
-			}
-			for (unsigned i = 0; i < r->ndata; i++)
-				if (rdma_migrate_id(r->data[i].id, r->ech)) {
-					rt_free(r);
-					return -EIO;
-				}
-			ret = rt_progress_start(r);
-			if (!ret)
-				ret = rt_start_cm_thread(r);
-			if (ret) {
-				rt_free(r);
-				return ret;
-			}
-			*out = &r->base;
-			return 0;
-		}
+		if (p && p->established == p->r->ndata + 1)
+			return finish(p, out);
 	}
 	return -ECANCELED;
 }
@@ -544,7 +666,9 @@ void rt_listener_close(struct rdm_tp_listener *lb)
 
 	if (!l)
 		return;
-	rt_free(l->pending);
+	for (unsigned i = 0; i < RT_PENDING; i++)
+		if (l->pend[i].r)
+			pending_drop(&l->pend[i]);
 	rdma_destroy_id(l->id);
 	rdma_destroy_event_channel(l->ech);
 	free(l);

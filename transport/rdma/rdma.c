@@ -121,6 +121,8 @@ struct rdm_rdma *rt_alloc(const struct rdm_tp_opts *o, bool source, unsigned nda
 	r->pin_all = o->pin_all;
 	r->chunk = o->chunk_size ? o->chunk_size : (1u << 20);
 	r->timeout_ms = o->timeout_ms > 0 ? o->timeout_ms : 30000;
+	r->secret = o->secret;
+	r->secret_len = o->secret ? o->secret_len : 0;
 	r->qtail = &r->qhead;
 	/* rt_fail() may be called with the lock held or not. */
 	pthread_mutexattr_init(&ma);

@@ -106,6 +106,8 @@ struct rdm_rdma {
 	uint64_t chunk;
 	int timeout_ms;
 	uint64_t token;
+	const uint8_t *secret; /* opts.secret: channel proofs (NULL: none) */
+	size_t secret_len;
 
 	struct rdma_event_channel *ech;
 	struct ibv_context *verbs;

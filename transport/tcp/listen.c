@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The tcp listener: accepts sockets, reads their CHANNEL hello (all pending
- * hellos at once, each with its own deadline, so one silent peer cannot hold
- * up the others), assembles one session at a time and refuses everything
+ * The tcp listener: accepts sockets, reads their CHANNEL hello and, with a
+ * secret, its proof (all pending hellos at once, each with its own deadline,
+ * so one silent peer cannot hold up the others), assembles up to
+ * MAX_SESSIONS sessions side by side (each with its own deadline, so a
+ * half-open stranger cannot hold up the real source) and refuses everything
  * else with a reason in err.
  */
 #include <errno.h>
@@ -16,17 +18,21 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "control/auth.h"
 #include "transport/tcp/tcp_int.h"
 
 /* Sockets whose hello is still being read: a full session fits, with room for strays. */
 #define MAX_PENDING (RDM_TCP_MAX_CHANNELS + 1 + 32)
+/* Sessions assembled side by side: the real one next to a few half-open strangers. */
+#define MAX_SESSIONS 8
 #define PEER_LEN 64
+#define HELLO_MAX (RDM_TCP_HELLO_LEN + RDM_CHAN_PROOF_FRAME)
 
 struct pending {
 	int fd;
 	int64_t deadline;
 	size_t got;
-	uint8_t buf[RDM_TCP_HELLO_LEN];
+	uint8_t buf[HELLO_MAX];
 	char peer[PEER_LEN];
 };
 
@@ -50,7 +56,7 @@ struct rdm_tcp_listener {
 	int timeout_ms; /* hello and session assembly limit */
 	struct pending pend[MAX_PENDING];
 	unsigned npend;
-	struct session sess;
+	struct session sess[MAX_SESSIONS];
 	/* Refusals of the current accept() call, reported through err. */
 	unsigned refused;
 	char last_refusal[RDM_TP_ERRLEN];
@@ -76,10 +82,8 @@ static void note_refusal(struct rdm_tcp_listener *l, const char *peer, const cha
 			 l->refused, l->last_refusal);
 }
 
-static void session_drop(struct rdm_tcp_listener *l)
+static void session_drop(struct session *s)
 {
-	struct session *s = &l->sess;
-
 	if (s->ctrl_fd >= 0)
 		close(s->ctrl_fd);
 	for (unsigned i = 0; s->data_fd && i < s->count; i++)
@@ -90,11 +94,25 @@ static void session_drop(struct rdm_tcp_listener *l)
 	s->ctrl_fd = -1;
 }
 
-static int session_start(struct rdm_tcp_listener *l, const struct rdm_channel *c,
-			 const char *peer)
+static struct session *session_find(struct rdm_tcp_listener *l, uint64_t token)
 {
-	struct session *s = &l->sess;
+	for (unsigned i = 0; i < MAX_SESSIONS; i++)
+		if (l->sess[i].active && l->sess[i].token == token)
+			return &l->sess[i];
+	return NULL;
+}
 
+static struct session *session_free_slot(struct rdm_tcp_listener *l)
+{
+	for (unsigned i = 0; i < MAX_SESSIONS; i++)
+		if (!l->sess[i].active)
+			return &l->sess[i];
+	return NULL;
+}
+
+static int session_start(struct rdm_tcp_listener *l, struct session *s,
+			 const struct rdm_channel *c, const char *peer)
+{
 	s->data_fd = malloc(c->count * sizeof(*s->data_fd));
 	if (!s->data_fd)
 		return -ENOMEM;
@@ -117,7 +135,10 @@ static void pend_refuse(struct rdm_tcp_listener *l, struct pending *p, const cha
 	p->fd = -1;
 }
 
-/* Why hello c cannot join the session being assembled, or NULL when it can. */
+/*
+ * Why hello c cannot join session s (NULL: c starts a new one), or NULL when
+ * it can.
+ */
 static const char *join_check(const struct session *s, const struct rdm_channel *c, char *why,
 			      size_t len)
 {
@@ -126,18 +147,13 @@ static const char *join_check(const struct session *s, const struct rdm_channel 
 	if (c->version != RDM_WIRE_VERSION)
 		snprintf(why, len, "wire version %u, this side speaks %u", c->version,
 			 RDM_WIRE_VERSION);
-	else if (c->flags & ~RDM_TCP_CHAN_CONTROL)
+	else if (c->flags & ~(RDM_TCP_CHAN_CONTROL | RDM_TCP_CHAN_PROOF))
 		snprintf(why, len, "unknown channel flags 0x%x", c->flags);
 	else if (c->token == 0 || c->count > RDM_TCP_MAX_CHANNELS || (ctrl && c->index != 0))
 		snprintf(why, len, "bad channel hello (token %016llx, index %u, count %u)",
 			 (unsigned long long)c->token, c->index, c->count);
-	else if (!s->active)
+	else if (!s)
 		return NULL;
-	else if (c->token != s->token)
-		snprintf(why, len,
-			 "session %016llx from %s is being set up; refusing a channel of "
-			 "session %016llx",
-			 (unsigned long long)s->token, s->peer, (unsigned long long)c->token);
 	else if (c->count != s->count)
 		snprintf(why, len, "channel count %u differs from the session's %u", c->count,
 			 s->count);
@@ -150,19 +166,76 @@ static const char *join_check(const struct session *s, const struct rdm_channel 
 }
 
 /*
- * A whole, well-formed hello: check it against the session being assembled
- * and hand the socket over to it (p->fd = -1 either way).
+ * The proof behind hello c (p->buf past the hello, when c says there is one):
+ * why it does not prove membership, or NULL. Without a secret here proofs are
+ * not judged; the session handshake then refuses a source that wants one.
+ */
+static const char *proof_check(const struct rdm_tcp_listener *l, const struct pending *p,
+			       const struct rdm_channel *c, char *why, size_t len)
+{
+	bool has = c->flags & RDM_TCP_CHAN_PROOF;
+	int ret = 0;
+
+	if (has)
+		ret = rdm_auth_chan_proof_check(p->buf + RDM_TCP_HELLO_LEN, RDM_CHAN_PROOF_FRAME,
+						l->opts.secret ? l->opts.secret : (const uint8_t *)"",
+						l->opts.secret ? l->opts.secret_len : 0, c);
+	if (ret == -EBADMSG) {
+		snprintf(why, len, "bad channel proof frame");
+		return why;
+	}
+	if (!l->opts.secret)
+		return NULL;
+	if (!has)
+		snprintf(why, len, "authentication failed: channel %u came without a proof (the "
+				   "source has no secret)", c->index);
+	else if (ret)
+		snprintf(why, len, "authentication failed: the proof of channel %u does not match "
+				   "this destination's secret", c->index);
+	else
+		return NULL;
+	return why;
+}
+
+/* Best effort, never blocking: a refused connector learns why before the close. */
+static void tell(int fd, const char *why)
+{
+	struct rdm_msg m = { .type = RDM_MSG_ERROR };
+	uint8_t buf[RDM_HDR_LEN + 6 + RDM_ERRMSG_MAX];
+	size_t len;
+
+	m.u.error.code = -EACCES;
+	snprintf(m.u.error.text, sizeof(m.u.error.text), "%s", why);
+	if (!rdm_msg_encode(&m, buf, sizeof(buf), &len))
+		(void)!send(fd, buf, len, MSG_DONTWAIT | MSG_NOSIGNAL);
+}
+
+/*
+ * A whole, well-formed hello: check its proof, then check it against the
+ * session of its token (or start one) and hand the socket over to it
+ * (p->fd = -1 either way).
  */
 static void pend_join(struct rdm_tcp_listener *l, struct pending *p, const struct rdm_channel *c)
 {
-	struct session *s = &l->sess;
+	struct session *s = session_find(l, c->token);
 	bool ctrl = c->flags & RDM_TCP_CHAN_CONTROL;
 	const char *bad;
 	char why[160];
 
+	bad = proof_check(l, p, c, why, sizeof(why));
+	if (bad) {
+		tell(p->fd, bad);
+		pend_refuse(l, p, bad);
+		return;
+	}
 	bad = join_check(s, c, why, sizeof(why));
-	if (!bad && !s->active && session_start(l, c, p->peer))
-		bad = "out of memory";
+	if (!bad && !s) {
+		s = session_free_slot(l);
+		if (!s)
+			bad = "too many sessions being set up at once";
+		else if (session_start(l, s, c, p->peer))
+			bad = "out of memory";
+	}
 	if (!bad && (rdm_tcp_set_keepalive(p->fd, l->timeout_ms) ||
 		     (ctrl && rdm_tcp_set_nodelay(p->fd))))
 		bad = "cannot set socket options";
@@ -198,11 +271,24 @@ static const char *hello_check(const struct pending *p, struct rdm_msg *m, char 
 	if (p->got < RDM_TCP_HELLO_LEN)
 		return NULL;
 	ret = rdm_msg_decode(p->buf, RDM_TCP_HELLO_LEN, m);
+	if (!ret && m->type != RDM_MSG_CHANNEL)
+		ret = -EBADMSG;
 	if (ret) {
 		snprintf(why, len, "bad channel hello (%s: wrong magic or index)", strerror(-ret));
 		return why;
 	}
 	return NULL;
+}
+
+/* Bytes of p's hello to read: the CHANNEL frame, and its proof when it says so. */
+static size_t pend_want(const struct pending *p)
+{
+	if (p->got < RDM_TCP_HELLO_LEN)
+		return RDM_TCP_HELLO_LEN;
+	/* CHANNEL flags: payload bytes 10..11. */
+	if (rdm_get_u16(p->buf + RDM_HDR_LEN + 10) & RDM_TCP_CHAN_PROOF)
+		return HELLO_MAX;
+	return RDM_TCP_HELLO_LEN;
 }
 
 /* Reads what has arrived of p's hello; refuses p as soon as it cannot be one. */
@@ -214,7 +300,7 @@ static void pend_read(struct rdm_tcp_listener *l, struct pending *p)
 	ssize_t n;
 	int ret;
 
-	n = recv(p->fd, p->buf + p->got, sizeof(p->buf) - p->got, MSG_DONTWAIT);
+	n = recv(p->fd, p->buf + p->got, pend_want(p) - p->got, MSG_DONTWAIT);
 	ret = rdm_tcp_sys(n);
 	if (ret == -EAGAIN || ret == -EINTR)
 		return;
@@ -230,7 +316,7 @@ static void pend_read(struct rdm_tcp_listener *l, struct pending *p)
 	}
 	if (bad)
 		pend_refuse(l, p, bad);
-	else if (p->got == RDM_TCP_HELLO_LEN)
+	else if (p->got >= RDM_TCP_HELLO_LEN && p->got == pend_want(p))
 		pend_join(l, p, &m.u.channel);
 }
 
@@ -266,11 +352,10 @@ static void pend_compact(struct rdm_tcp_listener *l)
 	l->npend = j;
 }
 
-/* Drops hellos and a session that took too long; returns the next deadline. */
+/* Drops hellos and sessions that took too long; returns the next deadline. */
 static int64_t expire(struct rdm_tcp_listener *l, int64_t deadline)
 {
 	int64_t now = rdm_tcp_now_ms(), next = deadline;
-	struct session *s = &l->sess;
 
 	for (unsigned i = 0; i < l->npend; i++) {
 		struct pending *p = &l->pend[i];
@@ -284,22 +369,24 @@ static int64_t expire(struct rdm_tcp_listener *l, int64_t deadline)
 		}
 	}
 	pend_compact(l);
-	if (s->active && s->deadline <= now) {
-		note_refusal(l, s->peer, "session %016llx incomplete after %d ms (control %s, %u of %u data channels)",
-			     (unsigned long long)s->token, l->timeout_ms,
-			     s->ctrl_fd >= 0 ? "in" : "missing", s->have, s->count);
-		session_drop(l);
-	} else if (s->active && s->deadline < next) {
-		next = s->deadline;
+	for (unsigned i = 0; i < MAX_SESSIONS; i++) {
+		struct session *s = &l->sess[i];
+
+		if (s->active && s->deadline <= now) {
+			note_refusal(l, s->peer, "session %016llx incomplete after %d ms (control %s, %u of %u data channels)",
+				     (unsigned long long)s->token, l->timeout_ms,
+				     s->ctrl_fd >= 0 ? "in" : "missing", s->have, s->count);
+			session_drop(s);
+		} else if (s->active && s->deadline < next) {
+			next = s->deadline;
+		}
 	}
 	return next;
 }
 
 /* The assembled session becomes a destination rdm_tp; the ack tells the connector. */
-static int session_finish(struct rdm_tcp_listener *l, struct rdm_tcp **out)
-{
-	struct session *s = &l->sess;
-	uint8_t ack[RDM_TCP_HELLO_LEN];
+static int session_finish(struct rdm_tcp_listener *l, struct session *s, struct rdm_tcp **out)
+{	uint8_t ack[RDM_TCP_HELLO_LEN];
 	struct iovec iov = { ack, sizeof(ack) };
 	struct rdm_tcp *t;
 	int ret;
@@ -332,27 +419,50 @@ static bool session_complete(const struct session *s)
 	return s->active && s->ctrl_fd >= 0 && s->have == s->count;
 }
 
-/* Session sockets stay silent until the ack: any event means the peer gave up. */
-static unsigned session_pollfds(const struct session *s, struct pollfd *pfd)
+/*
+ * Session sockets stay silent until the ack: any event means the peer gave up.
+ * owner[k] is the session of pfd[k].
+ */
+static unsigned session_pollfds(struct rdm_tcp_listener *l, struct pollfd *pfd,
+				struct session **owner)
 {
 	unsigned n = 0;
 
-	if (!s->active)
-		return 0;
-	if (s->ctrl_fd >= 0)
-		pfd[n++] = (struct pollfd){ .fd = s->ctrl_fd, .events = POLLIN | POLLRDHUP };
-	for (unsigned i = 0; i < s->count; i++)
-		if (s->data_fd[i] >= 0)
+	for (unsigned k = 0; k < MAX_SESSIONS; k++) {
+		struct session *s = &l->sess[k];
+
+		if (!s->active)
+			continue;
+		if (s->ctrl_fd >= 0) {
+			owner[n] = s;
+			pfd[n++] = (struct pollfd){ .fd = s->ctrl_fd, .events = POLLIN | POLLRDHUP };
+		}
+		for (unsigned i = 0; i < s->count; i++) {
+			if (s->data_fd[i] < 0)
+				continue;
+			owner[n] = s;
 			pfd[n++] = (struct pollfd){ .fd = s->data_fd[i],
 						    .events = POLLIN | POLLRDHUP };
+		}
+	}
 	return n;
+}
+
+static struct session *session_ready(struct rdm_tcp_listener *l)
+{
+	for (unsigned i = 0; i < MAX_SESSIONS; i++)
+		if (session_complete(&l->sess[i]))
+			return &l->sess[i];
+	return NULL;
 }
 
 int rdm_tcp_accept(struct rdm_tp_listener *lp, int timeout_ms, struct rdm_tp **out, char *err,
 		   size_t errlen)
 {
 	struct rdm_tcp_listener *l = (struct rdm_tcp_listener *)lp;
-	struct pollfd pfd[2 + MAX_PENDING + 1 + RDM_TCP_MAX_CHANNELS];
+	/* Every session socket comes from pend[], so MAX_PENDING bounds them too. */
+	struct pollfd pfd[2 + 2 * MAX_PENDING + MAX_SESSIONS * (1 + RDM_TCP_MAX_CHANNELS)];
+	struct session *owner[sizeof(pfd) / sizeof(pfd[0])], *done;
 	int64_t deadline = rdm_tcp_deadline(timeout_ms);
 	unsigned npfd, first_pend, first_sess, i;
 	struct rdm_tcp *t;
@@ -380,7 +490,7 @@ int rdm_tcp_accept(struct rdm_tp_listener *lp, int timeout_ms, struct rdm_tp **o
 		for (i = 0; i < l->npend; i++)
 			pfd[npfd++] = (struct pollfd){ .fd = l->pend[i].fd, .events = POLLIN };
 		first_sess = npfd;
-		npfd += session_pollfds(&l->sess, pfd + npfd);
+		npfd += session_pollfds(l, pfd + npfd, owner + npfd);
 
 		ret = rdm_tcp_sys(poll(pfd, npfd, rdm_tcp_poll_ms(next)));
 		if (ret == -EINTR)
@@ -397,13 +507,12 @@ int rdm_tcp_accept(struct rdm_tp_listener *lp, int timeout_ms, struct rdm_tp **o
 		if (pfd[0].revents)
 			continue; /* shutdown: reported at the top */
 		for (i = first_sess; i < npfd; i++) {
-			if (pfd[i].revents) {
-				note_refusal(l, l->sess.peer,
+			if (pfd[i].revents && owner[i]->active) {
+				note_refusal(l, owner[i]->peer,
 					     "session %016llx: a channel closed before the session "
 					     "was complete",
-					     (unsigned long long)l->sess.token);
-				session_drop(l);
-				break;
+					     (unsigned long long)owner[i]->token);
+				session_drop(owner[i]);
 			}
 		}
 		for (i = first_pend; i < first_sess; i++)
@@ -417,13 +526,14 @@ int rdm_tcp_accept(struct rdm_tp_listener *lp, int timeout_ms, struct rdm_tp **o
 				break;
 			}
 		}
-		if (!session_complete(&l->sess))
+		done = session_ready(l);
+		if (!done)
 			continue;
-		ret = session_finish(l, &t);
+		ret = session_finish(l, done, &t);
 		if (ret) {
-			note_refusal(l, l->sess.peer, "session %016llx: sending the accept: %s",
-				     (unsigned long long)l->sess.token, strerror(-ret));
-			session_drop(l);
+			note_refusal(l, done->peer, "session %016llx: sending the accept: %s",
+				     (unsigned long long)done->token, strerror(-ret));
+			session_drop(done);
 			continue;
 		}
 		*out = &t->base;
@@ -452,7 +562,8 @@ int rdm_tcp_listen(const struct rdm_addr *a, const struct rdm_tp_opts *o,
 	l->base.ops = &rdm_tcp_ops;
 	l->opts = *o;
 	l->timeout_ms = rdm_tcp_eff_timeout(o->timeout_ms);
-	l->sess.ctrl_fd = -1;
+	for (unsigned i = 0; i < MAX_SESSIONS; i++)
+		l->sess[i].ctrl_fd = -1;
 	atomic_init(&l->stopping, false);
 
 	l->wake_fd = rdm_tcp_sys(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
@@ -543,7 +654,8 @@ void rdm_tcp_listener_close(struct rdm_tp_listener *lp)
 		return;
 	for (unsigned i = 0; i < l->npend; i++)
 		close(l->pend[i].fd);
-	session_drop(l);
+	for (unsigned i = 0; i < MAX_SESSIONS; i++)
+		session_drop(&l->sess[i]);
 	close(l->fd);
 	close(l->wake_fd);
 	free(l);

@@ -12,6 +12,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "control/auth.h"
 #include "transport/tcp/tcp_int.h"
 
 /* The calling thread's message (transport.h): t's other threads keep their own. */
@@ -62,6 +63,9 @@ int rdm_tcp_new(enum rdm_tcp_role role, const struct rdm_tp_opts *o, unsigned nc
 	t->timeout_ms = rdm_tcp_eff_timeout(o->timeout_ms);
 	t->chunk_size = o->chunk_size;
 	t->token = token;
+	t->base.token = token;
+	t->secret = o->secret;
+	t->secret_len = o->secret ? o->secret_len : 0;
 	t->nchan = nchan;
 	t->ctrl_fd = -1;
 	atomic_init(&t->stopping, false);
@@ -128,8 +132,9 @@ static int open_channel(struct rdm_tcp *t, const struct rdm_addr *a, unsigned in
 			int64_t deadline, int *out, char *what, size_t whatlen)
 {
 	bool ctrl = index == CTRL_INDEX;
-	uint8_t hello[RDM_TCP_HELLO_LEN];
-	struct iovec iov = { hello, sizeof(hello) };
+	uint16_t flags = (ctrl ? RDM_TCP_CHAN_CONTROL : 0) | (t->secret ? RDM_TCP_CHAN_PROOF : 0);
+	uint8_t hello[RDM_TCP_HELLO_LEN + RDM_CHAN_PROOF_FRAME];
+	struct iovec iov = { hello, RDM_TCP_HELLO_LEN };
 	int fd, ret;
 
 	if (ctrl)
@@ -150,8 +155,15 @@ static int open_channel(struct rdm_tcp *t, const struct rdm_addr *a, unsigned in
 		ret = rdm_tcp_set_nodelay(fd);
 	if (ret)
 		goto err_close_fd;
-	ret = rdm_tcp_hello_encode(hello, ctrl ? 0 : index, t->nchan,
-				   ctrl ? RDM_TCP_CHAN_CONTROL : 0, t->token);
+	ret = rdm_tcp_hello_encode(hello, ctrl ? 0 : index, t->nchan, flags, t->token);
+	if (!ret && t->secret) {
+		struct rdm_channel c = { RDM_WIRE_MAGIC, RDM_WIRE_VERSION, (uint16_t)(ctrl ? 0 : index),
+					 (uint16_t)t->nchan, flags, t->token };
+
+		ret = rdm_auth_chan_proof_encode(hello + RDM_TCP_HELLO_LEN, t->secret,
+						 t->secret_len, &c);
+		iov.iov_len += RDM_CHAN_PROOF_FRAME;
+	}
 	if (!ret)
 		ret = rdm_tcp_send_all(fd, &iov, 1, t->timeout_ms);
 	if (ret)
@@ -164,15 +176,26 @@ err_close_fd:
 	return ret;
 }
 
-/* The listener's answer once it holds every socket of the session. */
+/*
+ * The listener's answer once it holds every socket of the session: the ack
+ * (a CHANNEL frame), or an ERROR frame saying why it refused us.
+ */
 static int wait_ack(struct rdm_tcp *t, int64_t deadline)
 {
-	uint8_t buf[RDM_TCP_HELLO_LEN];
+	uint8_t buf[RDM_HDR_LEN + 6 + RDM_ERRMSG_MAX];
 	struct rdm_msg m;
+	uint16_t type = 0;
+	uint32_t plen = 0;
 	size_t got = 0;
 	int ret;
 
-	ret = rdm_tcp_recv_all(t->ctrl_fd, buf, sizeof(buf), &got, deadline);
+	ret = rdm_tcp_recv_all(t->ctrl_fd, buf, RDM_HDR_LEN, &got, deadline);
+	if (!ret && (rdm_hdr_decode(buf, RDM_HDR_LEN, &type, &plen) ||
+		     (type != RDM_MSG_CHANNEL && type != RDM_MSG_ERROR) ||
+		     plen > sizeof(buf) - RDM_HDR_LEN))
+		return rdm_tcp_err(t, -EPROTO, "bad session accept from the listener");
+	if (!ret)
+		ret = rdm_tcp_recv_all(t->ctrl_fd, buf, RDM_HDR_LEN + plen, &got, deadline);
 	if (ret == -ECONNRESET)
 		return rdm_tcp_err(t, -ECONNREFUSED,
 				   "session refused by the listener (closed before accepting; "
@@ -182,7 +205,10 @@ static int wait_ack(struct rdm_tcp *t, int64_t deadline)
 				   t->timeout_ms);
 	if (ret)
 		return failed(t, ret, "waiting for the session accept");
-	ret = rdm_msg_decode(buf, sizeof(buf), &m);
+	ret = rdm_msg_decode(buf, RDM_HDR_LEN + plen, &m);
+	if (!ret && m.type == RDM_MSG_ERROR)
+		return rdm_tcp_err(t, m.u.error.code, "session refused by the listener: %s",
+				   m.u.error.text);
 	if (ret || m.type != RDM_MSG_CHANNEL || m.u.channel.version != RDM_WIRE_VERSION ||
 	    m.u.channel.flags != (RDM_TCP_CHAN_CONTROL | RDM_TCP_CHAN_ACK) ||
 	    m.u.channel.token != t->token || m.u.channel.count != t->nchan)

@@ -10,6 +10,11 @@
  *   control socket: flags = RDM_TCP_CHAN_CONTROL, index 0
  *   data socket i:  flags = 0,                    index i (0 <= i < count)
  *
+ * With a secret (opts.secret) each CHANNEL frame has RDM_TCP_CHAN_PROOF set
+ * and a CHAN_PROOF frame right behind it (control/auth.h: the secret over the
+ * token, index, count and flags); a listener with a secret refuses a socket
+ * without a valid one, telling it why in an ERROR frame before it closes.
+ *
  * Once the listener holds the control socket and all `count` data sockets of
  * one token it answers with a CHANNEL frame on the control socket (flags
  * RDM_TCP_CHAN_CONTROL | RDM_TCP_CHAN_ACK, same token and count); connect()
@@ -39,7 +44,8 @@
 /* CHANNEL flags (the CHANNEL frame's u16 flags field). */
 #define RDM_TCP_CHAN_CONTROL 0x0001u /* this socket is the control stream */
 #define RDM_TCP_CHAN_ACK 0x0002u     /* listener -> connector: session accepted */
-#define RDM_TCP_CHAN_KNOWN (RDM_TCP_CHAN_CONTROL | RDM_TCP_CHAN_ACK)
+#define RDM_TCP_CHAN_PROOF 0x0004u   /* a CHAN_PROOF frame follows this hello */
+#define RDM_TCP_CHAN_KNOWN (RDM_TCP_CHAN_CONTROL | RDM_TCP_CHAN_ACK | RDM_TCP_CHAN_PROOF)
 
 /* Header + CHANNEL payload (u32 + 4 x u16 + u64). */
 #define RDM_TCP_HELLO_LEN (RDM_HDR_LEN + 20u)
@@ -76,6 +82,8 @@ struct rdm_tcp {
 	int timeout_ms; /* > 0: connect/handshake limit, keepalive, send stall limit */
 	uint64_t chunk_size;
 	uint64_t token;
+	const uint8_t *secret; /* connector: proofs for its channels (NULL: none) */
+	size_t secret_len;
 	atomic_bool stopping;
 
 	/* Control stream. */
