@@ -2,6 +2,7 @@
 #include "faults.h"
 
 #include <gtest/gtest.h>
+#include <stdio.h>
 #include <strings.h>
 #include <time.h>
 #include <unistd.h>
@@ -92,9 +93,22 @@ std::string Quote(const std::string &err)
 	return "error: \"" + err + "\"";
 }
 
+/* One line per side for the fault table in the README: test, side, status, error. */
+static void Outcome(const char *side, int status, const char *err)
+{
+	const ::testing::TestInfo *t = ::testing::UnitTest::GetInstance()->current_test_info();
+
+	printf("outcome: %s.%s %s: %s (%s)\n", t ? t->test_suite_name() : "?", t ? t->name() : "?",
+	       side, rdmig_status_name((rdmig_status)status), err);
+}
+
 void ExpectSourceRuns(Source &src)
 {
 	struct guest_counters gc;
+	rdmig_stats st;
+
+	if (src.s && rdmig_query(src.s, &st) == 0)
+		Outcome("source", st.status, rdmig_last_error(src.s));
 
 	guest_counters(src.g, &gc);
 	EXPECT_TRUE(gc.running) << "the source VM must run";
@@ -109,18 +123,21 @@ void ExpectSourceRuns(Source &src)
 
 void ExpectSourceChildRan(const PeerResult &r)
 {
+	Outcome("source", r.status, r.error);
 	EXPECT_TRUE(r.running) << "the source VM must run";
 	EXPECT_EQ(r.stops, r.starts) << "every vm_stop on the source needs its vm_start";
 }
 
 void ExpectDestNeverRan(const PeerResult &r)
 {
+	Outcome("destination", r.status, r.error);
 	EXPECT_NE(RDMIG_STATUS_COMPLETED, r.status) << r.error;
 	EXPECT_EQ(0u, r.starts) << "the destination VM must never start here";
 }
 
 void ExpectDestHasAll(const PeerResult &r, guest *src)
 {
+	Outcome("destination", r.status, r.error);
 	EXPECT_EQ(RDMIG_STATUS_COMPLETED, r.status) << r.error;
 	EXPECT_EQ(1u, r.starts) << "the destination VM starts once";
 	struct guest_counters gc;
