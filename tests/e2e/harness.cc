@@ -111,7 +111,7 @@ static int child_watch(rdmig_session *s, const ChildOpts &o, int wait_ms, PeerRe
 	bool continued = false;
 
 	r->cancel_ret = 1;
-	for (int waited = 0; waited < wait_ms * 2; waited++) {
+	for (int waited = 0; waited < wait_ms; waited += 2) {
 		rdmig_stats st;
 
 		rdmig_query(s, &st);
@@ -183,6 +183,7 @@ static void dest_child(int fd, const guest_cfg &cfg, const std::string &uri, int
 			 rdmig_status_name(st), wait_ms);
 	write_full(fd, &r, sizeof(r));
 	rdmig_session_destroy(s);
+	guest_destroy(g);
 	_exit(0);
 }
 
