@@ -4,6 +4,7 @@
 
 #ifdef RDMIG_FAULT_INJECTION
 #include <pthread.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -13,7 +14,7 @@
 struct fault {
 	char name[FAULT_NAME];
 	unsigned at, hits;
-	bool fired;
+	bool fired, kill;
 };
 
 static pthread_mutex_t fault_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -34,8 +35,14 @@ static void parse(void)
 	for (tok = strtok_r(buf, ",", &save); tok && nfaults < FAULT_MAX;
 	     tok = strtok_r(NULL, ",", &save)) {
 		struct fault *f = &faults[nfaults];
-		char *at = strchr(tok, '@');
+		char *kill = strstr(tok, ":kill"), *at;
 
+		memset(f, 0, sizeof(*f));
+		if (kill) {
+			*kill = '\0';
+			f->kill = true;
+		}
+		at = strchr(tok, '@');
 		if (at) {
 			*at++ = '\0';
 			f->at = (unsigned)strtoul(at, NULL, 10);
@@ -47,6 +54,15 @@ static void parse(void)
 		strcpy(f->name, tok);
 		nfaults++;
 	}
+}
+
+void rdm_fault_reset(void)
+{
+	pthread_mutex_lock(&fault_lock);
+	memset(faults, 0, sizeof(faults));
+	nfaults = 0;
+	parsed = false;
+	pthread_mutex_unlock(&fault_lock);
 }
 
 bool rdm_fault(const char *point)
@@ -64,6 +80,8 @@ bool rdm_fault(const char *point)
 		if (++f->hits == f->at) {
 			f->fired = true;
 			fire = true;
+			if (f->kill)
+				raise(SIGKILL);
 		}
 	}
 	pthread_mutex_unlock(&fault_lock);

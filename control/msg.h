@@ -21,7 +21,7 @@ extern "C" {
 #endif
 
 #define RDM_WIRE_MAGIC 0x52444d47u /* "RDMG" */
-#define RDM_WIRE_VERSION 1u
+#define RDM_WIRE_VERSION 2u /* 2: the ready/go commit */
 #define RDM_HDR_LEN 8u
 #define RDM_MAX_PAYLOAD (64u << 20) /* larger frames are refused */
 #define RDM_NAME_MAX 255u           /* block names, bytes, no NUL on the wire */

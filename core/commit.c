@@ -12,6 +12,10 @@
  *   dst-before-ready     destination, before READY     (READY never sent)
  *   dst-lose-go          destination, on GO            (GO lost)
  *   dst-before-done      destination, after starting   (DONE lost)
+ * and three that call rdmig_cancel() at one position, as a VMM thread could:
+ *   src-cancel-wait-ready  source, COMPLETE sent        (must win: VM back here)
+ *   src-cancel-after-go    source, GO sent              (must be refused: -EBUSY)
+ *   dst-cancel-wait-go     destination, READY sent      (must win: the source resumes)
  */
 #include <errno.h>
 #include <string.h>
@@ -68,12 +72,7 @@ static enum src_event src_wait(struct rdm_commit *c, bool want_done)
 			ev = EV_LOST;
 		if (ev != EV_NONE)
 			break;
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_nsec += 50 * 1000000;
-		if (ts.tv_nsec >= 1000000000) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000;
-		}
+		rdm_deadline_ts(&ts, 50);
 		pthread_cond_timedwait(&s->cond, &s->lock, &ts);
 	}
 	c->err = s->rp_error ? s->rp_error : -ETIMEDOUT;
@@ -103,6 +102,8 @@ static enum rdm_commit_state src_step(struct rdm_commit *c)
 							   : send_seq(s, RDM_MSG_COMPLETE, c->seq);
 		return c->err ? RDM_COMMIT_ABORTED : RDM_COMMIT_SRC_WAIT_READY;
 	case RDM_COMMIT_SRC_WAIT_READY:
+		if (rdm_fault("src-cancel-wait-ready"))
+			rdmig_cancel(s);
 		switch (src_wait(c, false)) {
 		case EV_READY:
 			return RDM_COMMIT_SRC_GO;
@@ -130,6 +131,11 @@ static enum rdm_commit_state src_step(struct rdm_commit *c)
 		c->err = send_seq(s, RDM_MSG_GO, c->seq);
 		return c->err ? RDM_COMMIT_UNKNOWN : RDM_COMMIT_SRC_WAIT_DONE;
 	case RDM_COMMIT_SRC_WAIT_DONE:
+		if (rdm_fault("src-cancel-after-go") && rdmig_cancel(s) != -EBUSY) {
+			rdm_set_error(s, "a cancel after go was accepted");
+			c->err = -EPROTO;
+			return RDM_COMMIT_UNKNOWN;
+		}
 		switch (src_wait(c, true)) {
 		case EV_DONE:
 			return RDM_COMMIT_DONE;
@@ -159,10 +165,10 @@ static int dst_load(struct rdm_commit *c)
 
 		nanosleep(&ts, NULL);
 	}
-	ret = s->tp->ops->wait_fence(s->tp, c->seq, c->timeout_ms);
+	ret = rdm_tp_wait_fence(s->tp, c->seq, c->timeout_ms);
 	if (ret) {
 		rdm_set_error(s, "waiting for the last pages (iteration %llu): %s",
-			      (unsigned long long)c->seq, s->tp->err[0] ? s->tp->err : strerror(-ret));
+			      (unsigned long long)c->seq, rdm_tp_why(ret));
 		return ret;
 	}
 	return rdm_devstate_load(s, c->dev);
@@ -193,7 +199,7 @@ static enum rdm_commit_state dst_wait_go(struct rdm_commit *c)
 		}
 		if (ret) {
 			rdm_set_error(s, "source connection lost while waiting for go: %s",
-				      s->tp->err[0] ? s->tp->err : strerror(-ret));
+				      rdm_tp_why(ret));
 			c->err = ret;
 			return RDM_COMMIT_UNKNOWN;
 		}
@@ -252,6 +258,8 @@ static enum rdm_commit_state dst_step(struct rdm_commit *c)
 						       : send_seq(s, RDM_MSG_RP_READY, c->seq);
 		return c->err ? RDM_COMMIT_ABORTED : RDM_COMMIT_DST_WAIT_GO;
 	case RDM_COMMIT_DST_WAIT_GO:
+		if (rdm_fault("dst-cancel-wait-go"))
+			rdmig_cancel(s);
 		return dst_wait_go(c);
 	case RDM_COMMIT_DST_RUN:
 		if (s->cb.vm_start) {

@@ -99,7 +99,7 @@ static int negotiate(struct dest *d)
 
 	ret = rdm_session_set_blocks(s);
 	if (ret)
-		return refuse(d, ret, "destination transport setup: %s", s->tp->err);
+		return refuse(d, ret, "destination transport setup: %s", rdm_tp_why(ret));
 	m.type = RDM_MSG_BLOCKS_ACK;
 	return rdm_send_msg(s, &m);
 }
@@ -144,10 +144,10 @@ static int wait_pages(struct dest *d, uint64_t seq)
 	struct rdmig_session *s = d->s;
 	int ret;
 
-	ret = s->tp->ops->wait_fence(s->tp, seq, d->timeout);
+	ret = rdm_tp_wait_fence(s->tp, seq, d->timeout);
 	if (ret)
 		rdm_set_error(s, "waiting for the pages of iteration %llu: %s",
-			      (unsigned long long)seq, s->tp->err[0] ? s->tp->err : strerror(-ret));
+			      (unsigned long long)seq, rdm_tp_why(ret));
 	return ret;
 }
 
@@ -191,7 +191,7 @@ static int serve(struct dest *d, bool *unknown)
 			return -ECANCELED;
 		if (ret) {
 			rdm_set_error(s, "source connection lost: %s",
-				      s->tp->err[0] ? s->tp->err : strerror(-ret));
+				      rdm_tp_why(ret));
 			return ret;
 		}
 		last_rx = rdm_now_ms();
@@ -332,7 +332,7 @@ out:
 	return NULL;
 }
 
-int rdmig_incoming(rdmig_session *s, const char *uri)
+int rdm_dest_incoming(struct rdmig_session *s, const char *uri)
 {
 	char err[RDM_TP_ERRLEN] = "";
 	struct rdm_tp_opts to;
@@ -356,10 +356,8 @@ int rdmig_incoming(rdmig_session *s, const char *uri)
 	}
 	s->t_start_ms = rdm_now_ms();
 	rdm_set_status(s, RDMIG_STATUS_SETUP);
-	s->started = true;
-	ret = -pthread_create(&s->thread, NULL, rdm_dest_main, s);
+	ret = rdm_session_start(s, rdm_dest_main);
 	if (ret) {
-		s->started = false;
 		s->ops->listener_close(s->listener);
 		s->listener = NULL;
 		rdm_set_status(s, RDMIG_STATUS_NONE);

@@ -20,6 +20,67 @@ void rdm_policy_init(struct rdm_policy *p, const struct rdm_policy_cfg *cfg)
 	p->cfg = *cfg;
 }
 
+/* Plain fields read with atomics: C and C++ (the tests) share this header. */
+void rdm_policy_set_live(struct rdm_policy *p, uint64_t downtime_limit_ms, uint64_t max_bandwidth)
+{
+	__atomic_store_n(&p->cfg.downtime_limit_ms, downtime_limit_ms, __ATOMIC_RELAXED);
+	__atomic_store_n(&p->cfg.max_bandwidth, max_bandwidth, __ATOMIC_RELAXED);
+}
+
+uint64_t rdm_policy_downtime_limit(const struct rdm_policy *p)
+{
+	return __atomic_load_n(&p->cfg.downtime_limit_ms, __ATOMIC_RELAXED);
+}
+
+uint64_t rdm_policy_max_bandwidth(const struct rdm_policy *p)
+{
+	return __atomic_load_n(&p->cfg.max_bandwidth, __ATOMIC_RELAXED);
+}
+
+double rdm_policy_rate(const struct rdm_policy *p)
+{
+	uint64_t bw = rdm_policy_max_bandwidth(p);
+	double limit = (double)bw / 1000.0;
+
+	/* A short pass inside the limiter's burst looks faster than the limit lets the final one go. */
+	if (bw && p->bandwidth > limit)
+		return limit;
+	return p->bandwidth;
+}
+
+uint64_t rdm_rate_piece(uint64_t bw, uint64_t min_piece)
+{
+	uint64_t burst = (uint64_t)((u128)bw * RDM_RATE_BURST_MS / 1000);
+
+	return burst > min_piece ? burst : min_piece;
+}
+
+uint64_t rdm_rate_take(struct rdm_rate *r, uint64_t bw, uint64_t len, uint64_t now_us)
+{
+	double burst = (double)bw * RDM_RATE_BURST_MS / 1000.0, need;
+
+	if (!bw) {
+		r->last_us = 0;
+		return 0;
+	}
+	/* Starts empty: no burst at the start or after the limit is switched on. */
+	if (!r->last_us || now_us < r->last_us) {
+		r->tokens = 0;
+		r->last_us = now_us;
+	}
+	r->tokens += (double)bw * (double)(now_us - r->last_us) / 1e6;
+	r->last_us = now_us;
+	if (r->tokens > burst)
+		r->tokens = burst;
+	/* A piece larger than the burst (one huge page at a tiny limit) goes into debt. */
+	need = (double)len < burst ? (double)len : burst;
+	if (r->tokens >= need) {
+		r->tokens -= (double)len;
+		return 0;
+	}
+	return (uint64_t)((need - r->tokens) * 1e6 / (double)bw) + 1;
+}
+
 void rdm_policy_sent(struct rdm_policy *p, uint64_t bytes, uint64_t elapsed_ms)
 {
 	double sample;
@@ -36,14 +97,14 @@ void rdm_policy_sent(struct rdm_policy *p, uint64_t bytes, uint64_t elapsed_ms)
 
 uint64_t rdm_policy_expected_downtime(const struct rdm_policy *p, uint64_t remaining_bytes)
 {
-	double ms;
+	double bw = rdm_policy_rate(p), ms;
 	uint64_t q;
 
 	if (!remaining_bytes)
 		return 0;
-	if (p->bandwidth <= 0)
+	if (bw <= 0)
 		return UINT64_MAX;
-	ms = (double)remaining_bytes / p->bandwidth;
+	ms = (double)remaining_bytes / bw;
 	/* 2^64 as a double; anything at or past it does not fit. */
 	if (ms >= 18446744073709551616.0)
 		return UINT64_MAX;
@@ -56,7 +117,7 @@ bool rdm_policy_should_switch(const struct rdm_policy *p, uint64_t remaining_byt
 {
 	uint64_t expected = rdm_policy_expected_downtime(p, remaining_bytes);
 
-	return expected != UINT64_MAX && expected <= p->cfg.downtime_limit_ms;
+	return expected != UINT64_MAX && expected <= rdm_policy_downtime_limit(p);
 }
 
 static unsigned min_u(unsigned a, unsigned b)
@@ -120,7 +181,7 @@ unsigned rdm_policy_after_sync(struct rdm_policy *p, uint64_t dirty_bytes, uint6
 uint64_t rdm_policy_rate_delay_ms(const struct rdm_policy *p, uint64_t bytes_in_window,
 				  uint64_t window_ms)
 {
-	uint64_t bw = p->cfg.max_bandwidth;
+	uint64_t bw = rdm_policy_max_bandwidth(p);
 	u128 need_ms;
 
 	if (!bw)

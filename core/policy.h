@@ -36,6 +36,37 @@ struct rdm_policy {
 
 void rdm_policy_init(struct rdm_policy *p, const struct rdm_policy_cfg *cfg);
 
+/*
+ * Live parameters: downtime-limit and max-bandwidth change while the source
+ * runs (rdmig_set_parameter from any thread). Written and read atomically;
+ * the switchover decision and the limiter read them every time.
+ */
+void rdm_policy_set_live(struct rdm_policy *p, uint64_t downtime_limit_ms, uint64_t max_bandwidth);
+uint64_t rdm_policy_downtime_limit(const struct rdm_policy *p);
+uint64_t rdm_policy_max_bandwidth(const struct rdm_policy *p);
+
+/* The rate the downtime estimate uses: measured, and never above max-bandwidth (bytes/ms). */
+double rdm_policy_rate(const struct rdm_policy *p);
+
+/*
+ * max-bandwidth as a token bucket: bytes refill at bw per second and at most
+ * RDM_RATE_BURST_MS worth accumulate, so the rate over any ~100 ms follows the
+ * limit (a window that resets each second let a whole second's budget go in
+ * one burst). Callers split writes into pieces of at most rdm_rate_piece().
+ */
+#define RDM_RATE_BURST_MS 100
+struct rdm_rate {
+	double tokens;    /* bytes that may go now; negative: debt of an oversized piece */
+	uint64_t last_us; /* last refill; 0 = not started */
+};
+/* Largest piece worth sending at once under bw: the burst, at least min_piece. */
+uint64_t rdm_rate_piece(uint64_t bw, uint64_t min_piece);
+/*
+ * len more bytes at now_us under bw (bytes/s, 0 = none): 0 when they may go now
+ * (the bucket is charged), else the microseconds to wait before asking again.
+ */
+uint64_t rdm_rate_take(struct rdm_rate *r, uint64_t bw, uint64_t len, uint64_t now_us);
+
 /* Account one period: bytes sent in elapsed_ms. Updates the bandwidth estimate. */
 void rdm_policy_sent(struct rdm_policy *p, uint64_t bytes, uint64_t elapsed_ms);
 
@@ -57,8 +88,9 @@ unsigned rdm_policy_after_sync(struct rdm_policy *p, uint64_t dirty_bytes, uint6
 			       uint64_t sent_bytes, uint64_t period_ms);
 
 /*
- * Bandwidth limit: given bytes already sent in the current window that began
- * window_ms ago, how many ms to sleep before sending more (0 = go on).
+ * Bandwidth limit over a window: given bytes already sent in a window that
+ * began window_ms ago, how many ms to sleep before sending more (0 = go on).
+ * (The sender uses rdm_rate_take(); this stays for whole-window checks.)
  */
 uint64_t rdm_policy_rate_delay_ms(const struct rdm_policy *p, uint64_t bytes_in_window,
 				  uint64_t window_ms);

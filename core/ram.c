@@ -62,7 +62,7 @@ static int flush_zero(struct rdm_ram *r)
 	if (!ret)
 		ret = rdm_tp_send(s->tp, r->zbuf, len);
 	if (ret) {
-		rdm_set_error(s, "sending zero runs: %s", s->tp->err);
+		rdm_set_error(s, "sending zero runs: %s", rdm_tp_why(ret));
 		return ret;
 	}
 	r->bytes_total += len;
@@ -96,57 +96,62 @@ static int add_zero(struct rdm_ram *r, unsigned block, uint64_t first, uint64_t 
 	return 0;
 }
 
-static void sleep_ms(uint64_t ms)
+static uint64_t now_us(void)
 {
-	struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000};
+	struct timespec ts;
 
-	nanosleep(&ts, NULL);
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
 }
 
-/* max-bandwidth: sleep until the window allows len more bytes. */
+/* max-bandwidth, read live: wait until the bucket lets len more bytes go. */
 static int rate_limit(struct rdm_ram *r, uint64_t len)
 {
 	struct rdmig_session *s = r->s;
-	uint64_t now, delay;
+	uint64_t wait;
 
-	if (!s->policy.cfg.max_bandwidth)
-		return 0;
 	for (;;) {
-		now = rdm_now_ms();
-		if (!r->win_start || now - r->win_start >= 1000) {
-			r->win_start = now;
-			r->win_bytes = 0;
-		}
-		delay = rdm_policy_rate_delay_ms(&s->policy, r->win_bytes, now - r->win_start);
-		if (!delay)
-			break;
+		wait = rdm_rate_take(&r->rate, rdm_policy_max_bandwidth(&s->policy), len, now_us());
+		if (!wait)
+			return 0;
 		if (rdm_cancelled(s))
 			return -ECANCELED;
-		sleep_ms(delay < 20 ? delay : 20);
+		/* Short naps: a cancel or a raised limit is seen within 20 ms. */
+		if (wait > 20000)
+			wait = 20000;
+		struct timespec ts = {0, (long)wait * 1000};
+
+		nanosleep(&ts, NULL);
 	}
-	r->win_bytes += len;
-	return 0;
 }
 
+/* Pages [first, first+n) of block bi as writes of at most one limiter piece each. */
 static int write_data(struct rdm_ram *r, unsigned bi, uint64_t first, uint64_t n)
 {
 	struct rdmig_session *s = r->s;
 	struct rdm_block *b = &s->blocks[bi];
-	uint64_t len = n * b->page_size;
 	int ret;
 
-	ret = rate_limit(r, len);
-	if (ret)
-		return ret;
-	ret = rdm_tp_write(s->tp, bi, first * b->page_size, len);
-	if (ret) {
-		rdm_set_error(s, "writing %s+%llu: %s", b->name,
-			      (unsigned long long)(first * b->page_size), s->tp->err);
-		return ret;
+	while (n) {
+		uint64_t bw = rdm_policy_max_bandwidth(&s->policy);
+		uint64_t piece = bw ? rdm_rate_piece(bw, b->page_size) / b->page_size : n;
+		uint64_t k = n < piece ? n : piece, len = k * b->page_size;
+
+		ret = rate_limit(r, len);
+		if (ret)
+			return ret;
+		ret = rdm_tp_write(s->tp, bi, first * b->page_size, len);
+		if (ret) {
+			rdm_set_error(s, "writing %s+%llu: %s", b->name,
+				      (unsigned long long)(first * b->page_size), rdm_tp_why(ret));
+			return ret;
+		}
+		r->bytes_total += len;
+		r->normal_pages += k;
+		r->normal_bytes += len;
+		first += k;
+		n -= k;
 	}
-	r->bytes_total += len;
-	r->normal_pages += n;
-	r->normal_bytes += len;
 	return 0;
 }
 
@@ -201,9 +206,11 @@ int rdm_ram_send_dirty(struct rdm_ram *r)
 			pos += n;
 			r->remaining -= r->remaining < n * b->page_size ? r->remaining
 									: n * b->page_size;
-			if (r->bytes_total >= r->next_stats) {
+			/* query-migrate sees progress every 16 MiB, or 100 ms at a low limit. */
+			if (r->bytes_total >= r->next_stats || rdm_now_ms() >= r->next_stats_ms) {
 				rdm_ram_publish(r);
 				r->next_stats = r->bytes_total + (16u << 20);
+				r->next_stats_ms = rdm_now_ms() + 100;
 			}
 		}
 		rdm_bitmap_clear_all(b->dirty, b->npages);

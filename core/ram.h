@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "control/msg.h"
+#include "core/policy.h"
 
 struct rdmig_session;
 
@@ -30,8 +31,9 @@ struct rdm_ram {
 	struct rdm_zero_run *zruns;
 	unsigned nz, zblock;
 	uint8_t *zbuf; /* encoded ZERO_RUNS frame */
-	uint64_t win_start, win_bytes; /* bandwidth limit window */
+	struct rdm_rate rate;          /* max-bandwidth */
 	uint64_t next_stats;           /* bytes_total at which stats refresh */
+	uint64_t next_stats_ms;        /* ... or this time, whichever comes first */
 };
 
 /* Every page starts dirty: the first pass sends all of RAM. */

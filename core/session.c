@@ -1,5 +1,8 @@
 /* SPDX-License-Identifier: MIT */
-/* Session lifetime, configuration, status and the API calls both roles share. */
+/*
+ * Session lifetime, status, waiting and cancelling: the API calls both roles
+ * share (configuration is in config.c, error text in errors.c).
+ */
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -7,7 +10,6 @@
 #include <string.h>
 #include <time.h>
 
-#include "core/bitmap.h"
 #include "core/session.h"
 
 static const char *const status_names[] = {
@@ -31,16 +33,75 @@ uint64_t rdm_now_ms(void)
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-static bool is_terminal(enum rdmig_status st)
+void rdm_deadline_ts(struct timespec *ts, uint64_t ms)
+{
+	clock_gettime(CLOCK_MONOTONIC, ts);
+	ts->tv_sec += (time_t)(ms / 1000);
+	ts->tv_nsec += (long)(ms % 1000) * 1000000;
+	if (ts->tv_nsec >= 1000000000) {
+		ts->tv_sec++;
+		ts->tv_nsec -= 1000000000;
+	}
+}
+
+bool rdm_is_terminal(enum rdmig_status st)
 {
 	return st == RDMIG_STATUS_COMPLETED || st == RDMIG_STATUS_FAILED ||
 	       st == RDMIG_STATUS_CANCELLED || st == RDMIG_STATUS_COMMIT_UNKNOWN;
+}
+
+/*
+ * Every public call may come from any thread. A call enters the session
+ * (rdm_api_enter) so destroy can wait for it to leave before freeing; once
+ * destroy has begun, calls get -ECANCELED. The migration thread marks itself
+ * (tls_self) so a callback calling rdmig_wait() gets -EDEADLK, not a hang.
+ */
+static _Thread_local const struct rdmig_session *tls_self;
+
+int rdm_api_enter(struct rdmig_session *s, bool fresh)
+{
+	pthread_mutex_lock(&s->lock);
+	if (s->destroying) {
+		pthread_mutex_unlock(&s->lock);
+		return -ECANCELED;
+	}
+	s->users++;
+	pthread_mutex_unlock(&s->lock);
+	if (fresh)
+		rdm_api_error_reset(s);
+	return 0;
+}
+
+int rdm_api_leave(struct rdmig_session *s, int ret)
+{
+	pthread_mutex_lock(&s->lock);
+	if (--s->users == 0 && s->destroying)
+		pthread_cond_broadcast(&s->cond);
+	pthread_mutex_unlock(&s->lock);
+	return ret;
+}
+
+bool rdm_on_session_thread(const struct rdmig_session *s)
+{
+	return tls_self == s;
+}
+
+unsigned rdm_session_users(struct rdmig_session *s)
+{
+	unsigned n;
+
+	pthread_mutex_lock(&s->lock);
+	n = s->users;
+	pthread_mutex_unlock(&s->lock);
+	return n;
 }
 
 int rdmig_session_create(enum rdmig_role role, const struct rdmig_callbacks *cb, void *opaque,
 			 rdmig_session **out)
 {
 	struct rdmig_session *s;
+	pthread_condattr_t ca;
+	int ret;
 
 	if (!out || (role != RDMIG_ROLE_SOURCE && role != RDMIG_ROLE_DEST))
 		return -EINVAL;
@@ -54,65 +115,109 @@ int rdmig_session_create(enum rdmig_role role, const struct rdmig_callbacks *cb,
 		memcpy(&s->cb, cb, cb->size ? cb->size : sizeof(*cb));
 	s->opaque = opaque;
 	rdm_options_init(&s->opts, role);
+	/* Every wait on cond has a deadline that must not jump with the wall clock. */
+	ret = -pthread_condattr_init(&ca);
+	if (ret)
+		goto err_free;
+	ret = -pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	if (!ret)
+		ret = -pthread_cond_init(&s->cond, &ca);
+	pthread_condattr_destroy(&ca);
+	if (ret)
+		goto err_free;
 	pthread_mutex_init(&s->lock, NULL);
-	pthread_cond_init(&s->cond, NULL);
 	s->status = RDMIG_STATUS_NONE;
 	*out = s;
 	return 0;
+
+err_free:
+	free(s);
+	return ret;
 }
 
-static void join_thread(struct rdmig_session *s)
+static void *session_thread(void *arg)
 {
-	if (s->started && !s->joined) {
+	struct rdmig_session *s = arg;
+
+	tls_self = s;
+	return s->main(s);
+}
+
+int rdm_session_start(struct rdmig_session *s, void *(*main)(void *))
+{
+	int ret;
+
+	pthread_mutex_lock(&s->lock);
+	if (s->started || s->destroying) {
+		pthread_mutex_unlock(&s->lock);
+		return -EBUSY;
+	}
+	s->starting = false;
+	s->started = true;
+	s->main = main;
+	s->err[0] = '\0';
+	s->stats.error_desc[0] = '\0';
+	/* A live parameter set between migrate()'s copy and now is not lost. */
+	rdm_policy_set_live(&s->policy, s->opts.params[RDMIG_PARAM_DOWNTIME_LIMIT],
+			    s->opts.params[RDMIG_PARAM_MAX_BANDWIDTH]);
+	ret = -pthread_create(&s->thread, NULL, session_thread, s);
+	if (ret)
+		s->started = false;
+	pthread_mutex_unlock(&s->lock);
+	return ret;
+}
+
+/* Lock held. Joins the migration thread exactly once; other callers wait for that. */
+static void join_locked(struct rdmig_session *s)
+{
+	while (s->started && !s->joined) {
+		if (s->joining) {
+			pthread_cond_wait(&s->cond, &s->lock);
+			continue;
+		}
+		s->joining = true;
+		pthread_mutex_unlock(&s->lock);
 		pthread_join(s->thread, NULL);
+		pthread_mutex_lock(&s->lock);
+		s->joining = false;
 		s->joined = true;
+		pthread_cond_broadcast(&s->cond);
 	}
 }
 
+static int cancel_session(struct rdmig_session *s);
+
 void rdmig_session_destroy(rdmig_session *s)
 {
+	bool cancel;
+
 	if (!s)
 		return;
-	if (s->started && !is_terminal(rdm_get_status(s)))
-		rdmig_cancel(s);
-	join_thread(s);
+	/* From a callback it would wait for its own thread: refused (documented). */
+	if (rdm_on_session_thread(s))
+		return;
+	pthread_mutex_lock(&s->lock);
+	if (s->destroying) {
+		pthread_mutex_unlock(&s->lock); /* another destroy frees it */
+		return;
+	}
+	s->destroying = true;
+	cancel = s->started && !rdm_is_terminal(s->status);
+	pthread_cond_broadcast(&s->cond); /* waiters leave with -ECANCELED */
+	pthread_mutex_unlock(&s->lock);
+	if (cancel)
+		cancel_session(s);
+	pthread_mutex_lock(&s->lock);
+	join_locked(s);
+	while (s->users)
+		pthread_cond_wait(&s->cond, &s->lock);
+	pthread_mutex_unlock(&s->lock);
 	for (unsigned i = 0; i < s->nblocks; i++)
 		free(s->blocks[i].dirty);
 	free(s->blocks);
 	pthread_cond_destroy(&s->cond);
 	pthread_mutex_destroy(&s->lock);
 	free(s);
-}
-
-void rdm_set_api_error(struct rdmig_session *s, const char *fmt, ...)
-{
-	va_list ap;
-
-	pthread_mutex_lock(&s->lock);
-	va_start(ap, fmt);
-	vsnprintf(s->err, sizeof(s->err), fmt, ap);
-	va_end(ap);
-	pthread_mutex_unlock(&s->lock);
-}
-
-void rdm_set_error(struct rdmig_session *s, const char *fmt, ...)
-{
-	va_list ap;
-
-	pthread_mutex_lock(&s->lock);
-	/* The first error is the cause; later ones are consequences. */
-	if (!s->stats.error_desc[0]) {
-		va_start(ap, fmt);
-		vsnprintf(s->stats.error_desc, sizeof(s->stats.error_desc), fmt, ap);
-		va_end(ap);
-		snprintf(s->err, sizeof(s->err), "%s", s->stats.error_desc);
-	}
-	pthread_mutex_unlock(&s->lock);
-}
-
-const char *rdmig_last_error(rdmig_session *s)
-{
-	return s ? s->err : "no session";
 }
 
 void rdm_set_status(struct rdmig_session *s, enum rdmig_status st)
@@ -123,8 +228,13 @@ void rdm_set_status(struct rdmig_session *s, enum rdmig_status st)
 	from = s->status;
 	s->status = st;
 	s->stats.status = st;
-	if (is_terminal(st) && s->t_start_ms)
+	if (rdm_is_terminal(st) && s->t_start_ms)
 		s->stats.total_time_ms = rdm_now_ms() - s->t_start_ms;
+	/* Success leaves no error: what failed on the way (a late hang-up) was no cause. */
+	if (st == RDMIG_STATUS_COMPLETED && from != RDMIG_STATUS_COMMIT_UNKNOWN) {
+		s->err[0] = '\0';
+		s->stats.error_desc[0] = '\0';
+	}
 	pthread_cond_broadcast(&s->cond);
 	pthread_mutex_unlock(&s->lock);
 	if (from != st && s->cb.event && s->opts.caps[RDMIG_CAP_EVENTS])
@@ -158,166 +268,163 @@ int rdm_check_abort(struct rdmig_session *s)
 	return ret;
 }
 
-int rdmig_add_block(rdmig_session *s, const char *name, void *host, uint64_t length,
-		    uint32_t page_size)
+/* migrate()/incoming(): one at a time, and the setup is frozen while it starts. */
+static int start_role(struct rdmig_session *s, const char *uri, bool source)
 {
-	struct rdm_block *b, *nb;
-	size_t nlen;
-
-	if (!s)
-		return -EINVAL;
-	if (s->started) {
-		rdm_set_api_error(s, "blocks must be added before migrate/incoming");
-		return -EBUSY;
-	}
-	nlen = name ? strlen(name) : 0;
-	if (nlen == 0 || nlen > RDM_NAME_MAX) {
-		rdm_set_api_error(s, "block name must be 1..%u bytes", RDM_NAME_MAX);
-		return -EINVAL;
-	}
-	if (!host || page_size < 512 || (page_size & (page_size - 1)) || length == 0 ||
-	    length % page_size) {
-		rdm_set_api_error(s,
-				  "block %s: need a host pointer, a power-of-two page size >= 512 "
-				  "and a non-zero length that is a multiple of it",
-				  name);
-		return -EINVAL;
-	}
-	if (s->nblocks >= RDM_MAX_BLOCKS) {
-		rdm_set_api_error(s, "too many blocks (at most %u)", RDM_MAX_BLOCKS);
-		return -E2BIG;
-	}
-	for (unsigned i = 0; i < s->nblocks; i++) {
-		if (!strcmp(s->blocks[i].name, name)) {
-			rdm_set_api_error(s, "block %s added twice", name);
-			return -EEXIST;
-		}
-	}
-	nb = realloc(s->blocks, (s->nblocks + 1) * sizeof(*nb));
-	if (!nb)
-		return -ENOMEM;
-	s->blocks = nb;
-	b = &nb[s->nblocks];
-	memset(b, 0, sizeof(*b));
-	memcpy(b->name, name, nlen + 1);
-	b->host = host;
-	b->len = length;
-	b->page_size = page_size;
-	b->npages = length / page_size;
-	if (s->role == RDMIG_ROLE_SOURCE) {
-		b->dirty = calloc(rdm_bitmap_words(b->npages), sizeof(uint64_t));
-		if (!b->dirty)
-			return -ENOMEM;
-	}
-	s->nblocks++;
-	s->stats.ram_total += length;
-	return 0;
-}
-
-int rdmig_set_capability(rdmig_session *s, enum rdmig_cap cap, bool on)
-{
-	char err[RDM_ERRLEN] = "";
 	int ret;
 
 	if (!s)
 		return -EINVAL;
-	if (s->started && !is_terminal(rdm_get_status(s))) {
-		rdm_set_api_error(s, "a migration is in progress");
-		return -EBUSY;
+	ret = rdm_api_enter(s, true);
+	if (ret)
+		return ret;
+	pthread_mutex_lock(&s->lock);
+	if (s->starting || s->started) {
+		pthread_mutex_unlock(&s->lock);
+		rdm_set_api_error(s, "this session was already used; create a new one");
+		return rdm_api_leave(s, -EBUSY);
 	}
-	ret = rdm_options_set_cap(&s->opts, cap, on, err, sizeof(err));
-	if (ret)
-		rdm_set_api_error(s, "%s", err);
-	return ret;
+	s->starting = true;
+	pthread_mutex_unlock(&s->lock);
+	ret = source ? rdm_source_migrate(s, uri) : rdm_dest_incoming(s, uri);
+	pthread_mutex_lock(&s->lock);
+	s->starting = false;
+	pthread_mutex_unlock(&s->lock);
+	return rdm_api_leave(s, ret);
 }
 
-int rdmig_get_capability(const rdmig_session *s, enum rdmig_cap cap, bool *on)
+int rdmig_migrate(rdmig_session *s, const char *uri)
 {
-	if (!s || !on || (unsigned)cap >= RDMIG_CAP__COUNT)
-		return -EINVAL;
-	*on = s->opts.caps[cap];
-	return 0;
+	return start_role(s, uri, true);
 }
 
-int rdmig_set_parameter(rdmig_session *s, enum rdmig_param p, uint64_t value)
+int rdmig_incoming(rdmig_session *s, const char *uri)
 {
-	char err[RDM_ERRLEN] = "";
-	int ret;
-
-	if (!s)
-		return -EINVAL;
-	ret = rdm_options_set_param(&s->opts, p, value, err, sizeof(err));
-	if (ret)
-		rdm_set_api_error(s, "%s", err);
-	return ret;
-}
-
-int rdmig_get_parameter(const rdmig_session *s, enum rdmig_param p, uint64_t *value)
-{
-	if (!s || !value || (unsigned)p >= RDMIG_PARAM__COUNT)
-		return -EINVAL;
-	*value = s->opts.params[p];
-	return 0;
+	return start_role(s, uri, false);
 }
 
 int rdmig_query(rdmig_session *s, struct rdmig_stats *st)
 {
+	int ret;
+
 	if (!s || !st)
 		return -EINVAL;
+	ret = rdm_api_enter(s, false);
+	if (ret)
+		return ret;
 	pthread_mutex_lock(&s->lock);
 	*st = s->stats;
-	if (s->t_start_ms && !is_terminal(s->status))
+	if (s->t_start_ms && !rdm_is_terminal(s->status))
 		st->total_time_ms = rdm_now_ms() - s->t_start_ms;
 	pthread_mutex_unlock(&s->lock);
-	return 0;
+	return rdm_api_leave(s, 0);
+}
+
+static int wait_locked(struct rdmig_session *s, int timeout_ms, enum rdmig_status *final)
+{
+	bool timed_out = false;
+	struct timespec dl;
+	int ret = 0;
+
+	if (!s->started) {
+		*final = s->status;
+		return -ENOTCONN;
+	}
+	if (timeout_ms >= 0)
+		rdm_deadline_ts(&dl, (uint64_t)timeout_ms);
+	for (;;) {
+		if (s->destroying) {
+			ret = -ECANCELED;
+			break;
+		}
+		if (rdm_is_terminal(s->status))
+			break;
+		if (timed_out) {
+			ret = -ETIMEDOUT;
+			break;
+		}
+		if (timeout_ms < 0)
+			pthread_cond_wait(&s->cond, &s->lock);
+		else
+			timed_out = pthread_cond_timedwait(&s->cond, &s->lock, &dl) == ETIMEDOUT;
+	}
+	*final = s->status;
+	if (!ret)
+		join_locked(s);
+	return ret;
 }
 
 int rdmig_wait(rdmig_session *s, int timeout_ms, enum rdmig_status *final)
 {
-	struct timespec dl;
-	int ret = 0;
+	enum rdmig_status st;
+	int ret;
 
 	if (!s)
 		return -EINVAL;
-	if (!s->started)
-		return -ENOTCONN;
-	clock_gettime(CLOCK_REALTIME, &dl);
-	if (timeout_ms >= 0) {
-		dl.tv_sec += timeout_ms / 1000;
-		dl.tv_nsec += (long)(timeout_ms % 1000) * 1000000;
-		if (dl.tv_nsec >= 1000000000) {
-			dl.tv_sec++;
-			dl.tv_nsec -= 1000000000;
-		}
+	ret = rdm_api_enter(s, true);
+	if (ret)
+		return ret;
+	if (rdm_on_session_thread(s)) {
+		rdm_set_api_error(s, "rdmig_wait() on the session's own thread (from a callback) "
+				     "would wait for itself");
+		return rdm_api_leave(s, -EDEADLK);
 	}
 	pthread_mutex_lock(&s->lock);
-	while (!is_terminal(s->status) && ret == 0) {
-		if (timeout_ms < 0)
-			pthread_cond_wait(&s->cond, &s->lock);
-		else if (pthread_cond_timedwait(&s->cond, &s->lock, &dl) == ETIMEDOUT)
-			ret = -ETIMEDOUT;
-	}
-	if (final)
-		*final = s->status;
+	ret = wait_locked(s, timeout_ms, &st);
 	pthread_mutex_unlock(&s->lock);
-	if (ret == 0)
-		join_thread(s);
-	return ret;
+	if (final)
+		*final = st;
+	if (ret == -ENOTCONN)
+		rdm_set_api_error(s, "no migration was started on this session");
+	else if (ret == -ETIMEDOUT)
+		rdm_set_api_error(s, "still %s after %d ms", rdmig_status_name(st), timeout_ms);
+	else if (ret == -ECANCELED)
+		rdm_set_api_error(s, "the session is being destroyed");
+	return rdm_api_leave(s, ret);
 }
 
-int rdmig_cancel(rdmig_session *s)
+/*
+ * The one place a cancel cuts the source's transport. A cancelled source
+ * normally notices within a pass and unwinds by itself, telling the peer; one
+ * stalled in a send (the peer stopped reading) would sit out the whole peer
+ * timeout. So the migration thread gets a grace period, and if it has not
+ * ended by then the transport is shut down: the blocked call fails at once
+ * and the peer sees the connection drop. Never past the commit point.
+ */
+#define RDM_CANCEL_GRACE_MS 500
+
+static void cancel_interrupt(struct rdmig_session *s)
+{
+	struct timespec dl;
+
+	pthread_mutex_lock(&s->lock);
+	rdm_deadline_ts(&dl, RDM_CANCEL_GRACE_MS);
+	while (!rdm_is_terminal(s->status) && !s->committed) {
+		if (pthread_cond_timedwait(&s->cond, &s->lock, &dl) != ETIMEDOUT)
+			continue;
+		if (s->tp && !rdm_is_terminal(s->status) && !s->committed)
+			s->tp->ops->shutdown(s->tp);
+		break;
+	}
+	pthread_mutex_unlock(&s->lock);
+}
+
+static int cancel_session(struct rdmig_session *s)
 {
 	enum rdmig_status st;
 	bool already;
 
-	if (!s)
-		return -EINVAL;
-	if (!s->started)
-		return -ENOTCONN;
-	st = rdm_get_status(s);
-	if (is_terminal(st))
-		return -EALREADY;
 	pthread_mutex_lock(&s->lock);
+	st = s->status;
+	if (!s->started || rdm_is_terminal(st)) {
+		pthread_mutex_unlock(&s->lock);
+		if (!s->started) {
+			rdm_set_api_error(s, "no migration to cancel");
+			return -ENOTCONN;
+		}
+		rdm_set_api_error(s, "the migration already ended (%s)", rdmig_status_name(st));
+		return -EALREADY;
+	}
 	/* Past the commit point the VM may run over there: there is no going back. */
 	if (s->committed) {
 		pthread_mutex_unlock(&s->lock);
@@ -330,6 +437,8 @@ int rdmig_cancel(rdmig_session *s)
 	pthread_mutex_unlock(&s->lock);
 	if (already)
 		return 0;
+	/* The cancel is the cause of whatever fails from here on. */
+	rdm_set_error(s, "migration cancelled");
 	if (s->role == RDMIG_ROLE_SOURCE)
 		rdm_set_status(s, RDMIG_STATUS_CANCELLING);
 	/* Wake whatever the migration thread is blocked on. */
@@ -345,7 +454,22 @@ int rdmig_cancel(rdmig_session *s)
 		s->tp->ops->shutdown(s->tp);
 	pthread_cond_broadcast(&s->cond);
 	pthread_mutex_unlock(&s->lock);
+	/* From a callback the thread is us: it sees the flag when we return. */
+	if (s->role == RDMIG_ROLE_SOURCE && !rdm_on_session_thread(s))
+		cancel_interrupt(s);
 	return 0;
+}
+
+int rdmig_cancel(rdmig_session *s)
+{
+	int ret;
+
+	if (!s)
+		return -EINVAL;
+	ret = rdm_api_enter(s, true);
+	if (ret)
+		return ret;
+	return rdm_api_leave(s, cancel_session(s));
 }
 
 int rdmig_resolve(rdmig_session *s, bool run_here)
@@ -355,11 +479,14 @@ int rdmig_resolve(rdmig_session *s, bool run_here)
 
 	if (!s)
 		return -EINVAL;
+	ret = rdm_api_enter(s, true);
+	if (ret)
+		return ret;
 	pthread_mutex_lock(&s->lock);
 	if (s->status != RDMIG_STATUS_COMMIT_UNKNOWN || s->resolving) {
 		pthread_mutex_unlock(&s->lock);
 		rdm_set_api_error(s, "resolve is only valid in commit-unknown");
-		return -EINVAL;
+		return rdm_api_leave(s, -EINVAL);
 	}
 	s->resolving = true;
 	pthread_mutex_unlock(&s->lock);
@@ -371,7 +498,7 @@ int rdmig_resolve(rdmig_session *s, bool run_here)
 		pthread_mutex_lock(&s->lock);
 		s->resolving = false;
 		pthread_mutex_unlock(&s->lock);
-		return ret;
+		return rdm_api_leave(s, ret);
 	}
 	/* The status says where the VM runs now: "completed" means over there. */
 	if (s->role == RDMIG_ROLE_SOURCE)
@@ -379,32 +506,54 @@ int rdmig_resolve(rdmig_session *s, bool run_here)
 	else
 		to = run_here ? RDMIG_STATUS_COMPLETED : RDMIG_STATUS_FAILED;
 	rdm_set_status(s, to);
-	return 0;
+	return rdm_api_leave(s, 0);
 }
 
 int rdmig_continue(rdmig_session *s)
 {
-	if (!s || s->role != RDMIG_ROLE_SOURCE)
+	int ret;
+
+	if (!s)
 		return -EINVAL;
+	ret = rdm_api_enter(s, true);
+	if (ret)
+		return ret;
+	if (s->role != RDMIG_ROLE_SOURCE) {
+		rdm_set_api_error(s, "continue is for a source session");
+		return rdm_api_leave(s, -EINVAL);
+	}
 	if (rdm_get_status(s) != RDMIG_STATUS_PRE_SWITCHOVER) {
 		rdm_set_api_error(s, "continue is only valid in pre-switchover");
-		return -EINVAL;
+		return rdm_api_leave(s, -EINVAL);
 	}
 	atomic_store(&s->go_on, true);
 	pthread_mutex_lock(&s->lock);
 	pthread_cond_broadcast(&s->cond);
 	pthread_mutex_unlock(&s->lock);
-	return 0;
+	return rdm_api_leave(s, 0);
 }
 
 int rdmig_incoming_port(rdmig_session *s, uint16_t *port)
 {
-	if (!s || !port || s->role != RDMIG_ROLE_DEST)
+	int ret;
+
+	if (!s)
 		return -EINVAL;
-	if (!s->port)
-		return -ENOTCONN;
-	*port = s->port;
-	return 0;
+	ret = rdm_api_enter(s, true);
+	if (ret)
+		return ret;
+	if (!port || s->role != RDMIG_ROLE_DEST) {
+		rdm_set_api_error(s, "incoming_port needs a destination session and a port pointer");
+		return rdm_api_leave(s, -EINVAL);
+	}
+	pthread_mutex_lock(&s->lock);
+	*port = s->started ? s->port : 0;
+	pthread_mutex_unlock(&s->lock);
+	if (!*port) {
+		rdm_set_api_error(s, "not listening: call rdmig_incoming() first");
+		return rdm_api_leave(s, -ENOTCONN);
+	}
+	return rdm_api_leave(s, 0);
 }
 
 int rdm_send_msg(struct rdmig_session *s, const struct rdm_msg *m)
@@ -426,7 +575,7 @@ int rdm_send_msg(struct rdmig_session *s, const struct rdm_msg *m)
 		ret = rdm_tp_send(s->tp, buf, len);
 	if (ret)
 		rdm_set_error(s, "sending %s: %s", rdm_msg_name((uint16_t)m->type),
-			      s->tp->err[0] ? s->tp->err : strerror(-ret));
+			      rdm_tp_why(ret));
 	if (buf != small)
 		free(buf);
 	return ret;
@@ -475,10 +624,6 @@ int rdm_session_begin(struct rdmig_session *s, enum rdmig_role want, const char 
 				  want == RDMIG_ROLE_SOURCE ? "source" : "destination");
 		return -EINVAL;
 	}
-	if (s->started) {
-		rdm_set_api_error(s, "this session was already used; create a new one");
-		return -EBUSY;
-	}
 	if (!s->nblocks) {
 		rdm_set_api_error(s, "no RAM blocks added");
 		return -EINVAL;
@@ -522,7 +667,7 @@ int rdm_session_set_blocks(struct rdmig_session *s)
 	for (unsigned i = 0; i < s->nblocks; i++)
 		tb[i] = (struct rdm_tp_block){s->blocks[i].name, s->blocks[i].host,
 					      s->blocks[i].len, s->blocks[i].page_size};
-	ret = s->tp->ops->set_blocks(s->tp, tb, s->nblocks);
+	ret = rdm_tp_set_blocks(s->tp, tb, s->nblocks);
 	free(tb);
 	return ret;
 }

@@ -7,6 +7,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <time.h>
 
 #include "control/msg.h"
 #include "core/options.h"
@@ -43,8 +44,13 @@ struct rdmig_session {
 	enum rdmig_status status;
 	struct rdmig_stats stats;
 	char err[RDM_ERRLEN];
+	bool starting;  /* a migrate()/incoming() is checking and starting (lock) */
 	bool started;   /* a migrate()/incoming() was accepted */
+	bool joining;   /* one caller is in pthread_join(thread); the others wait */
 	bool joined;
+	bool destroying; /* destroy() began: new and waiting API calls get -ECANCELED */
+	unsigned users;  /* API calls inside the session; destroy() frees once 0 */
+	void *(*main)(void *); /* the migration thread's body */
 	pthread_t thread;
 	pthread_t rp_thread;
 	bool rp_running;
@@ -76,6 +82,33 @@ struct rdmig_session {
 };
 
 uint64_t rdm_now_ms(void);
+/* An absolute deadline ms from now for pthread_cond_timedwait on s->cond (monotonic). */
+void rdm_deadline_ts(struct timespec *ts, uint64_t ms);
+
+/*
+ * Start s->thread running main (under the lock, so no API call sees a
+ * half-started session). -EBUSY when it was already started.
+ */
+int rdm_session_start(struct rdmig_session *s, void *(*main)(void *));
+/* The role bodies of rdmig_migrate()/rdmig_incoming() (session.c wraps them). */
+int rdm_source_migrate(struct rdmig_session *s, const char *uri);
+int rdm_dest_incoming(struct rdmig_session *s, const char *uri);
+
+bool rdm_is_terminal(enum rdmig_status st);
+
+/*
+ * Public calls enter the session first (-ECANCELED once destroy began) and
+ * leave it on the way out (returning ret); destroy frees only when no call is
+ * inside. fresh: the call's own error text starts empty (errors.c).
+ */
+int rdm_api_enter(struct rdmig_session *s, bool fresh);
+int rdm_api_leave(struct rdmig_session *s, int ret);
+/* true on the session's migration thread, i.e. inside one of its callbacks. */
+bool rdm_on_session_thread(const struct rdmig_session *s);
+/* API calls inside s right now (tests wait for their waiters with it). */
+unsigned rdm_session_users(struct rdmig_session *s);
+/* Forget this thread's failed-call text for s (a new call begins). */
+void rdm_api_error_reset(const struct rdmig_session *s);
 
 /* Move to a new state under the lock and tell the event callback. */
 void rdm_set_status(struct rdmig_session *s, enum rdmig_status st);
@@ -83,7 +116,10 @@ enum rdmig_status rdm_get_status(struct rdmig_session *s);
 /* Record the first error (printf-style) into s->err and stats.error_desc. */
 void rdm_set_error(struct rdmig_session *s, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
-/* Message for the API's last error; replaces what was there (used by setters). */
+/*
+ * A failed API call's message: this thread reads it back from
+ * rdmig_last_error(); other threads see it too unless a failure's cause is set.
+ */
 void rdm_set_api_error(struct rdmig_session *s, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 

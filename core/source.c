@@ -69,6 +69,9 @@ static int rp_handle(struct rdmig_session *s, const struct rdm_msg *m)
 		pthread_mutex_lock(&s->lock);
 		s->refused = true;
 		pthread_mutex_unlock(&s->lock);
+		/* The destination's cancel is this side's failure, not its cancel. */
+		if (m->u.error.code == -ECANCELED)
+			return -ECONNABORTED;
 		return m->u.error.code < 0 ? m->u.error.code : -EPROTO;
 	case RDM_MSG_RP_SHUT:
 		rdm_set_error(s, "destination closed the return path (code %u)",
@@ -124,7 +127,7 @@ static void *rp_main(void *arg)
 		}
 		if (ret) {
 			rdm_set_error(s, "return path: %s",
-				      s->tp->err[0] ? s->tp->err : strerror(-ret));
+				      rdm_tp_why(ret));
 			break;
 		}
 		last_rx = rdm_now_ms();
@@ -162,12 +165,7 @@ static int wait_rp(struct rdmig_session *s, uint64_t seq, int timeout_ms)
 			ret = -ETIMEDOUT;
 			break;
 		}
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_nsec += 50 * 1000000;
-		if (ts.tv_nsec >= 1000000000) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000;
-		}
+		rdm_deadline_ts(&ts, 50);
 		pthread_cond_timedwait(&s->cond, &s->lock, &ts);
 	}
 	pthread_mutex_unlock(&s->lock);
@@ -240,16 +238,21 @@ static int setup(struct rdmig_session *s)
 {
 	struct rdm_tp_opts to;
 	char err[RDM_TP_ERRLEN] = "";
+	struct rdm_tp *tp = NULL;
 	uint8_t *buf;
 	int ret;
 
 	rdm_session_tp_opts(s, &to);
-	ret = s->ops->connect(&s->addr, &to, &s->tp, err, sizeof(err));
+	ret = s->ops->connect(&s->addr, &to, &tp, err, sizeof(err));
 	if (ret) {
 		rdm_set_error(s, "connect %s:%u: %s", s->addr.host, s->addr.port,
 			      err[0] ? err : strerror(-ret));
 		return ret;
 	}
+	/* Published under the lock: a cancel may shut it down from another thread. */
+	pthread_mutex_lock(&s->lock);
+	s->tp = tp;
+	pthread_mutex_unlock(&s->lock);
 	buf = malloc(RDM_CTRL_BUF);
 	if (!buf)
 		return -ENOMEM;
@@ -260,7 +263,7 @@ static int setup(struct rdmig_session *s)
 
 	ret = rdm_session_set_blocks(s);
 	if (ret) {
-		rdm_set_error(s, "transport block setup: %s", s->tp->err);
+		rdm_set_error(s, "transport block setup: %s", rdm_tp_why(ret));
 		return ret;
 	}
 	pthread_mutex_lock(&s->lock);
@@ -291,9 +294,9 @@ static int pass(struct rdmig_session *s, struct rdm_ram *ram, uint64_t seq)
 	ret = rdm_ram_send_dirty(ram);
 	if (ret)
 		return ret;
-	ret = s->tp->ops->fence(s->tp, seq);
+	ret = rdm_tp_fence(s->tp, seq);
 	if (ret) {
-		rdm_set_error(s, "fence: %s", s->tp->err);
+		rdm_set_error(s, "fence: %s", rdm_tp_why(ret));
 		return ret;
 	}
 	m.u.seq.seq = seq;
@@ -514,14 +517,17 @@ out_ram:
 	stop_rp(s);
 	rdm_ram_fini(&ram);
 out:
-	if (s->tp) {
-		s->tp->ops->close(s->tp);
-		s->tp = NULL;
-	}
+	pthread_mutex_lock(&s->lock);
+	struct rdm_tp *tp = s->tp;
+	s->tp = NULL;
+	pthread_mutex_unlock(&s->lock);
+	if (tp)
+		tp->ops->close(tp);
 	if (unknown) {
 		rdm_set_error(s, "switchover outcome unknown: %s", strerror(-ret));
 		rdm_set_status(s, RDMIG_STATUS_COMMIT_UNKNOWN);
 	} else if (ret == -ECANCELED) {
+		rdm_set_error(s, "migration cancelled");
 		rdm_set_status(s, RDMIG_STATUS_CANCELLED);
 	} else if (ret) {
 		rdm_set_error(s, "migration failed: %s", strerror(-ret));
@@ -532,7 +538,7 @@ out:
 	return NULL;
 }
 
-int rdmig_migrate(rdmig_session *s, const char *uri)
+int rdm_source_migrate(struct rdmig_session *s, const char *uri)
 {
 	struct rdm_policy_cfg pc;
 	int ret;
@@ -553,12 +559,9 @@ int rdmig_migrate(rdmig_session *s, const char *uri)
 	rdm_policy_init(&s->policy, &pc);
 	s->stats.ram_remaining = s->stats.ram_total; /* all of it, until the first pass says */
 	s->t_start_ms = rdm_now_ms();
-	s->err[0] = '\0';
 	rdm_set_status(s, RDMIG_STATUS_SETUP);
-	s->started = true;
-	ret = -pthread_create(&s->thread, NULL, rdm_source_main, s);
+	ret = rdm_session_start(s, rdm_source_main);
 	if (ret) {
-		s->started = false;
 		rdm_set_status(s, RDMIG_STATUS_NONE);
 		rdm_set_api_error(s, "cannot start the migration thread");
 	}

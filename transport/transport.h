@@ -14,12 +14,16 @@
  *    bytes are placed in the order they were issued (a transport with several
  *    channels keeps a fixed chunk -> channel mapping).
  *  - Every call that can block takes a timeout or is unblocked by shutdown().
- *  - All functions return 0 or -errno and leave a message in tp->err.
+ *  - All functions return 0 or -errno. A call that fails leaves its message in
+ *    the calling thread's error buffer (rdm_tp_fail(), read with
+ *    rdm_tp_errmsg()/rdm_tp_why()): several threads share a transport, and one
+ *    thread's failure must never carry the text another thread wrote.
  */
 #ifndef RDMIG_TRANSPORT_H
 #define RDMIG_TRANSPORT_H
 
 #include <stdbool.h>
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
@@ -95,7 +99,9 @@ struct rdm_tp_ops {
 	int (*send)(struct rdm_tp *t, const void *msg, size_t len);
 	/*
 	 * One whole message into buf; -ETIMEDOUT, -EMSGSIZE (> cap; *len = its
-	 * size), -ECONNRESET. A message cut by a timeout is kept for the next call.
+	 * size; the message is kept for a call with a bigger buffer), -ECONNRESET
+	 * (after every message the peer sent before it hung up). A message cut by
+	 * a timeout is kept for the next call.
 	 * Timeouts here and in wait_fence()/accept(): < 0 waits without limit.
 	 */
 	int (*recv)(struct rdm_tp *t, void *buf, size_t cap, size_t *len, int timeout_ms);
@@ -107,8 +113,20 @@ struct rdm_tp_ops {
 /* Every transport embeds this first. */
 struct rdm_tp {
 	const struct rdm_tp_ops *ops;
-	char err[RDM_TP_ERRLEN];
 };
+
+/*
+ * Per-thread error text (errmsg.c). rdm_tp_fail() sets the calling thread's
+ * message and returns ret; the wrappers below clear it before each call, so
+ * what a failed call leaves is that call's own text.
+ */
+int rdm_tp_fail(int ret, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+int rdm_tp_vfail(int ret, const char *fmt, va_list ap);
+void rdm_tp_err_clear(void);
+/* This thread's last message ("" when none since the last clear). */
+const char *rdm_tp_errmsg(void);
+/* The message, or strerror(-ret) when the call left none. */
+const char *rdm_tp_why(int ret);
 
 struct rdm_tp_listener {
 	const struct rdm_tp_ops *ops;
@@ -122,17 +140,38 @@ const struct rdm_tp_ops *rdm_tp_lookup(enum rdm_scheme s);
 
 static inline int rdm_tp_write(struct rdm_tp *t, unsigned b, uint64_t off, uint64_t len)
 {
+	rdm_tp_err_clear();
 	return t->ops->write(t, b, off, len);
 }
 
 static inline int rdm_tp_send(struct rdm_tp *t, const void *msg, size_t len)
 {
+	rdm_tp_err_clear();
 	return t->ops->send(t, msg, len);
 }
 
 static inline int rdm_tp_recv(struct rdm_tp *t, void *buf, size_t cap, size_t *len, int timeout_ms)
 {
+	rdm_tp_err_clear();
 	return t->ops->recv(t, buf, cap, len, timeout_ms);
+}
+
+static inline int rdm_tp_fence(struct rdm_tp *t, uint64_t seq)
+{
+	rdm_tp_err_clear();
+	return t->ops->fence(t, seq);
+}
+
+static inline int rdm_tp_wait_fence(struct rdm_tp *t, uint64_t seq, int timeout_ms)
+{
+	rdm_tp_err_clear();
+	return t->ops->wait_fence(t, seq, timeout_ms);
+}
+
+static inline int rdm_tp_set_blocks(struct rdm_tp *t, const struct rdm_tp_block *b, unsigned n)
+{
+	rdm_tp_err_clear();
+	return t->ops->set_blocks(t, b, n);
 }
 
 #ifdef __cplusplus

@@ -165,6 +165,11 @@ static void dest_child(int fd, const guest_cfg &cfg, const std::string &uri, int
 	guest_callbacks(g, &cb);
 	if (rdmig_session_create(RDMIG_ROLE_DEST, &cb, g, &s) || guest_add_blocks(g, s))
 		_exit(2);
+	/* RDMIG_TEST_PEER_TIMEOUT: ms; RDMIG_TEST_RESOLVE: run|stop after commit-unknown. */
+	const char *pt = getenv("RDMIG_TEST_PEER_TIMEOUT");
+	const char *resolve = getenv("RDMIG_TEST_RESOLVE");
+	if (pt && *pt && rdmig_set_parameter(s, RDMIG_PARAM_PEER_TIMEOUT, strtoull(pt, nullptr, 10)))
+		_exit(2);
 	if (o.peer_timeout_ms && rdmig_set_parameter(s, RDMIG_PARAM_PEER_TIMEOUT, o.peer_timeout_ms))
 		_exit(2);
 	if (rdmig_incoming(s, uri.c_str()) || rdmig_incoming_port(s, &port)) {
@@ -177,7 +182,15 @@ static void dest_child(int fd, const guest_cfg &cfg, const std::string &uri, int
 	r.cancel_ret = o.cancel_in >= 0 ? r.cancel_ret : 1;
 	if (!wret)
 		wret = rdmig_wait(s, wait_ms, &st);
+	char why[sizeof(r.error)];
+	snprintf(why, sizeof(why), "%s", rdmig_last_error(s)); /* before any resolve */
+	r.first_status = st;
+	if (!wret && st == RDMIG_STATUS_COMMIT_UNKNOWN && resolve && *resolve) {
+		if (rdmig_resolve(s, !strcmp(resolve, "run")) == 0)
+			rdmig_wait(s, 0, &st);
+	}
 	child_report(s, g, st, &r);
+	snprintf(r.error, sizeof(r.error), "%s", why);
 	if (wret)
 		snprintf(r.error, sizeof(r.error), "destination still %s after %d ms",
 			 rdmig_status_name(st), wait_ms);

@@ -25,6 +25,7 @@ struct PeerResult {
 	uint32_t devcrc;
 	unsigned starts;
 	char error[256];
+	int first_status; /* the status rdmig_wait() returned, before any rdmig_resolve() */
 	/* Filled by the fault-suite children (tests/faults/) as well. */
 	unsigned stops;
 	bool running;           /* the child's guest was running at the end */

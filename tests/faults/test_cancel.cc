@@ -91,10 +91,10 @@ TEST_F(Cancel, SourceActive)
 
 /*
  * The session's last error names the first cause: after a cancel, the
- * cancel. Today it keeps a later, unrelated message ("return path: recv on
- * the control stream: peer closed the connection") or none (issue 8).
+ * cancel -- not a later, unrelated message like "return path: recv on the
+ * control stream: peer closed the connection".
  */
-TEST_F(Cancel, DISABLED_SourceLastErrorSaysCancelled)
+TEST_F(Cancel, SourceLastErrorSaysCancelled)
 {
 	guest_cfg cfg = FaultGuest();
 	DestProcess dest;

@@ -184,7 +184,8 @@ TEST_F(Listener, VersionMismatchRefused)
 	PeerResult r;
 	ASSERT_TRUE(dest.Result(&r, DeadlineMs()));
 	EXPECT_EQ(RDMIG_STATUS_FAILED, r.status);
-	EXPECT_TRUE(Names(r.error, {"version 2"})) << Quote(r.error);
+	std::string want = "source speaks protocol version " + std::to_string(RDM_WIRE_VERSION + 1);
+	EXPECT_TRUE(Names(r.error, {want.c_str()})) << Quote(r.error);
 	ExpectDestNeverRan(r);
 }
 

@@ -315,21 +315,23 @@ TEST_F(StaleRkey, RefusedOutsideTheSessionAndAfterItsEnd)
 	rdm_tp_block sb = {"ram0", smem.data(), len, 4096}, db = {"ram0", dmem.data(), len, 4096};
 	rdm_tp *dst = nullptr, *src = nullptr;
 	int aret = -1, dret = -1;
+	std::string derr; /* transport error text is per thread */
 	std::thread acc([&] {
 		aret = rdm_rdma_ops.accept(lis, 30000, &dst, lerr, sizeof(lerr));
 		if (!aret)
-			dret = dst->ops->set_blocks(dst, &db, 1);
+			dret = rdm_tp_set_blocks(dst, &db, 1);
+		derr = rdm_tp_errmsg();
 	});
 	int cret = rdm_rdma_ops.connect(&a, &o, &src, err, sizeof(err));
 	acc.join();
 	rdm_rdma_ops.listener_close(lis);
 	ASSERT_EQ(0, cret) << err;
 	ASSERT_EQ(0, aret) << lerr;
-	ASSERT_EQ(0, dret) << dst->err;
-	ASSERT_EQ(0, src->ops->set_blocks(src, &sb, 1)) << src->err;
-	ASSERT_EQ(0, rdm_tp_write(src, 0, 0, win)) << src->err;
-	ASSERT_EQ(0, src->ops->fence(src, 1)) << src->err;
-	ASSERT_EQ(0, dst->ops->wait_fence(dst, 1, 30000)) << dst->err;
+	ASSERT_EQ(0, dret) << derr;
+	ASSERT_EQ(0, rdm_tp_set_blocks(src, &sb, 1)) << rdm_tp_errmsg();
+	ASSERT_EQ(0, rdm_tp_write(src, 0, 0, win)) << rdm_tp_errmsg();
+	ASSERT_EQ(0, rdm_tp_fence(src, 1)) << rdm_tp_errmsg();
+	ASSERT_EQ(0, rdm_tp_wait_fence(dst, 1, 30000)) << rdm_tp_errmsg();
 	ASSERT_EQ(0, memcmp(dmem.data(), smem.data(), win)) << "the session's write did not land";
 	rt_rkey k = to_rdma(src)->remote[0][0];
 	ASSERT_TRUE(k.valid);

@@ -305,3 +305,107 @@ TEST(Policy, RateDelayHugeNumbers)
 }
 
 } // namespace
+
+// The token bucket: simulated time, a sender that always wants more.
+struct Sent {
+	uint64_t total = 0, max_in_100ms = 0;
+};
+
+Sent RunBucket(uint64_t bw, uint64_t piece, uint64_t seconds)
+{
+	struct rdm_rate r = {};
+	std::vector<std::pair<uint64_t, uint64_t>> log; // (time us, bytes)
+	uint64_t now = 1000000, end = now + seconds * 1000000;
+	Sent s;
+	while (now < end) {
+		uint64_t wait = rdm_rate_take(&r, bw, piece, now);
+		if (wait) {
+			now += wait;
+			continue;
+		}
+		log.push_back({now, piece});
+		s.total += piece;
+	}
+	// Largest amount sent within any 100 ms window.
+	size_t lo = 0;
+	uint64_t in = 0;
+	for (size_t hi = 0; hi < log.size(); hi++) {
+		in += log[hi].second;
+		while (log[hi].first - log[lo].first >= 100000)
+			in -= log[lo++].second;
+		s.max_in_100ms = std::max(s.max_in_100ms, in);
+	}
+	return s;
+}
+
+TEST(Policy, RateBucketAverageFollowsTheLimit)
+{
+	const uint64_t bw = 5u << 20;
+	Sent s = RunBucket(bw, 64 << 10, 10);
+	EXPECT_GE(s.total, bw * 10 - (1u << 20));
+	EXPECT_LE(s.total, bw * 10 + bw / 10 + (64 << 10));
+}
+
+TEST(Policy, RateBucketBurstsAtMostATenthOfASecond)
+{
+	const uint64_t bw = 5u << 20;
+	const uint64_t piece = rdm_rate_piece(bw, 4096);
+	EXPECT_LE(piece, bw / 10);
+	Sent s = RunBucket(bw, piece, 5);
+	// 100 ms of refill plus at most one burst already in the bucket.
+	EXPECT_LE(s.max_in_100ms, bw / 10 + piece);
+	Sent small = RunBucket(bw, 4096, 5);
+	EXPECT_LE(small.max_in_100ms, bw / 10 + bw / 10 + 4096);
+}
+
+TEST(Policy, RateBucketStartsEmptyAndOffIsFree)
+{
+	struct rdm_rate r = {};
+	EXPECT_EQ(rdm_rate_take(&r, 0, 1u << 30, 5), 0u);
+	// First request at a limit: nothing saved up yet.
+	EXPECT_GT(rdm_rate_take(&r, 1000000, 100000, 1000000), 0u);
+	// 100 ms later the bucket holds 100 KB.
+	EXPECT_EQ(rdm_rate_take(&r, 1000000, 100000, 1100000), 0u);
+}
+
+TEST(Policy, RateBucketPieceLargerThanBurstGoesIntoDebt)
+{
+	struct rdm_rate r = {};
+	// 1 KB/s, 2 MiB pages: the burst is 100 bytes, a page still goes when it is full.
+	uint64_t now = 1000000, t0 = now;
+	int pages = 0;
+	while (pages < 2) {
+		uint64_t w = rdm_rate_take(&r, 1000, 2u << 20, now);
+		if (w)
+			now += w;
+		else
+			pages++;
+	}
+	// The second page waited for the first one's debt: ~2 MiB / 1 KB/s.
+	EXPECT_GE(now - t0, (uint64_t)(2u << 20) * 1000);
+}
+
+TEST(Policy, DowntimeEstimateNeverUsesMoreThanTheLimit)
+{
+	struct rdm_policy_cfg c = Cfg();
+	c.max_bandwidth = 5u << 20; // 5 MiB/s = 5242.88 B/ms
+	struct rdm_policy p = Make(c);
+	// A small pass finished inside the burst: 100x the limit.
+	rdm_policy_sent(&p, 5u << 20, 10);
+	EXPECT_NEAR(rdm_policy_rate(&p), 5242.88, 0.01);
+	// 1 MiB left at 5 MiB/s is 200 ms, not 2 ms.
+	EXPECT_EQ(rdm_policy_expected_downtime(&p, 1u << 20), 200u);
+	// Lifted live: the measured rate counts again.
+	rdm_policy_set_live(&p, c.downtime_limit_ms, 0);
+	EXPECT_EQ(rdm_policy_expected_downtime(&p, 1u << 20), 2u);
+}
+
+TEST(Policy, LiveDowntimeLimitDecidesTheNextSwitch)
+{
+	struct rdm_policy p = Make();
+	rdm_policy_sent(&p, 1000, 1); // 1000 B/ms
+	EXPECT_FALSE(rdm_policy_should_switch(&p, 10000000)); // 10 s > default limit
+	rdm_policy_set_live(&p, 20000, 0);
+	EXPECT_TRUE(rdm_policy_should_switch(&p, 10000000));
+	EXPECT_EQ(rdm_policy_downtime_limit(&p), 20000u);
+}

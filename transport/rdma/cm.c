@@ -41,12 +41,13 @@ static int set_nonblock(int fd)
 /* Next CM event within timeout_ms: 0 and *ev, or -ETIMEDOUT. */
 static int next_event(struct rdma_event_channel *ech, int timeout_ms, struct rdma_cm_event **ev)
 {
-	uint64_t deadline = rt_now_ms() + (uint64_t)(timeout_ms < 0 ? 0 : timeout_ms);
+	uint64_t deadline = rt_deadline(timeout_ms);
 
 	for (;;) {
 		struct pollfd pfd = {ech->fd, POLLIN, 0};
 		uint64_t now = rt_now_ms();
-		int left = now >= deadline ? 0 : (int)(deadline - now);
+		/* In 100 ms slices, so that a deadline of "no limit" never overflows. */
+		int left = now >= deadline ? 0 : deadline - now > 100 ? 100 : (int)(deadline - now);
 
 		if (rdma_get_cm_event(ech, ev) == 0)
 			return 0;
@@ -54,7 +55,7 @@ static int next_event(struct rdma_event_channel *ech, int timeout_ms, struct rdm
 			return -errno;
 		if (!left)
 			return -ETIMEDOUT;
-		if (poll(&pfd, 1, left > 100 ? 100 : left) < 0 && errno != EINTR)
+		if (poll(&pfd, 1, left) < 0 && errno != EINTR)
 			return -errno;
 	}
 }
@@ -464,10 +465,13 @@ int rt_accept(struct rdm_tp_listener *lb, int timeout_ms, struct rdm_tp **out, c
 		size_t errlen)
 {
 	struct rt_listener *l = (struct rt_listener *)lb;
-	uint64_t deadline = rt_now_ms() + (uint64_t)timeout_ms;
+	uint64_t deadline = rt_deadline(timeout_ms);
 	struct rdma_cm_event *ev;
 	int ret;
 
+	/* Only this call's refusals: -ETIMEDOUT with an empty err means nobody came. */
+	if (errlen)
+		err[0] = '\0';
 	while (!l->shut) {
 		uint64_t now = rt_now_ms();
 

@@ -142,9 +142,8 @@ int rt_ctrl_send(struct rdm_rdma *r, const void *msg, size_t len)
 	int ret = 0;
 
 	if (len > RT_MAX_MSG) {
-		snprintf(r->base.err, sizeof(r->base.err), "control message of %zu bytes (max %u)",
-			 len, RT_MAX_MSG);
-		return -EMSGSIZE;
+		return rdm_tp_fail(-EMSGSIZE, "control message of %zu bytes (max %u)", len,
+				   RT_MAX_MSG);
 	}
 	pthread_mutex_lock(&r->lock);
 	while (!r->error && r->fill - r->done >= RT_SLOTS) {
@@ -267,7 +266,7 @@ int rt_ctrl_on_recv(struct rdm_rdma *r, const struct ibv_wc *wc)
 
 int rt_ctrl_recv(struct rdm_rdma *r, void *buf, size_t cap, size_t *len, int timeout_ms)
 {
-	uint64_t deadline = rt_now_ms() + (uint64_t)(timeout_ms < 0 ? 0 : timeout_ms);
+	uint64_t deadline = rt_deadline(timeout_ms);
 	struct rt_msgq *q;
 	int ret = 0;
 
@@ -281,12 +280,15 @@ int rt_ctrl_recv(struct rdm_rdma *r, void *buf, size_t cap, size_t *len, int tim
 			ret = -ETIMEDOUT;
 			break;
 		}
-		rt_slice(&ts, (int)(deadline - now));
+		rt_slice(&ts, deadline - now > 100 ? 100 : (int)(deadline - now));
 		pthread_cond_timedwait(&r->cond, &r->lock, &ts);
 	}
 	q = r->qhead;
 	if (q && q->len > cap) {
-		ret = rt_fail(r, -EMSGSIZE, "control message of %zu bytes, buffer %zu", q->len, cap);
+		/* Kept for a call with a bigger buffer; the session goes on. */
+		*len = q->len;
+		ret = rdm_tp_fail(-EMSGSIZE, "recv: %zu-byte message exceeds the %zu-byte buffer",
+				  q->len, cap);
 	} else if (q) {
 		r->qhead = q->next;
 		if (!r->qhead)

@@ -114,9 +114,8 @@ int rt_write(struct rdm_tp *t, unsigned block, uint64_t off, uint64_t len)
 		return -EINVAL;
 	b = &r->blocks[block];
 	if (off > b->len || len > b->len - off) {
-		snprintf(t->err, sizeof(t->err), "write %s+%llu len %llu outside the block", b->name,
-			 (unsigned long long)off, (unsigned long long)len);
-		return -EINVAL;
+		return rdm_tp_fail(-EINVAL, "write %s+%llu len %llu outside the block", b->name,
+				   (unsigned long long)off, (unsigned long long)len);
 	}
 	while (len) {
 		uint64_t k = off / r->chunk, end = (k + 1) * r->chunk;
@@ -269,7 +268,7 @@ int rt_data_on_send(struct rdm_rdma *r, struct rt_qp *q, const struct ibv_wc *wc
 int rt_wait_fence(struct rdm_tp *t, uint64_t seq, int timeout_ms)
 {
 	struct rdm_rdma *r = to_rdma(t);
-	uint64_t deadline = rt_now_ms() + (uint64_t)(timeout_ms < 0 ? 0 : timeout_ms);
+	uint64_t deadline = rt_deadline(timeout_ms);
 	int ret = 0;
 
 	pthread_mutex_lock(&r->lock);
@@ -287,9 +286,8 @@ int rt_wait_fence(struct rdm_tp *t, uint64_t seq, int timeout_ms)
 			break;
 		}
 		if (rt_now_ms() >= deadline) {
-			snprintf(t->err, sizeof(t->err), "fence %llu: %u data queue(s) behind",
-				 (unsigned long long)seq, behind);
-			ret = -ETIMEDOUT;
+			ret = rdm_tp_fail(-ETIMEDOUT, "fence %llu: %u data queue(s) behind",
+					  (unsigned long long)seq, behind);
 			break;
 		}
 		rt_slice(&ts, 100);

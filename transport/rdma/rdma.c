@@ -17,11 +17,16 @@ uint64_t rt_now_ms(void)
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
+uint64_t rt_deadline(int timeout_ms)
+{
+	return timeout_ms < 0 ? UINT64_MAX : rt_now_ms() + (uint64_t)timeout_ms;
+}
+
 void rt_slice(struct timespec *ts, int ms)
 {
 	if (ms > 100 || ms < 0)
 		ms = 100;
-	clock_gettime(CLOCK_REALTIME, ts);
+	clock_gettime(CLOCK_MONOTONIC, ts); /* r->cond runs on the monotonic clock */
 	ts->tv_nsec += (long)ms * 1000000;
 	while (ts->tv_nsec >= 1000000000) {
 		ts->tv_sec++;
@@ -43,16 +48,33 @@ int rt_fail(struct rdm_rdma *r, int err, const char *fmt, ...)
 {
 	va_list ap;
 
+	/* This call's own text for its thread; the first failure's for everyone else. */
+	va_start(ap, fmt);
+	rdm_tp_vfail(err, fmt, ap);
+	va_end(ap);
 	pthread_mutex_lock(&r->lock);
 	if (!r->error) {
 		r->error = err ? err : -EIO;
-		va_start(ap, fmt);
-		vsnprintf(r->base.err, sizeof(r->base.err), fmt, ap);
-		va_end(ap);
+		snprintf(r->errmsg, sizeof(r->errmsg), "%s", rdm_tp_errmsg());
 	}
 	pthread_cond_broadcast(&r->cond);
 	pthread_mutex_unlock(&r->lock);
 	return err;
+}
+
+/*
+ * A call that failed without text of its own returned the sticky error another
+ * thread (progress, cm) recorded: give the caller that error's text.
+ */
+static int rt_ret(struct rdm_rdma *r, int ret)
+{
+	if (!ret || rdm_tp_errmsg()[0])
+		return ret;
+	pthread_mutex_lock(&r->lock);
+	if (r->error)
+		rdm_tp_fail(ret, "%s", r->errmsg);
+	pthread_mutex_unlock(&r->lock);
+	return ret;
 }
 
 uint64_t rt_idle_gseq(struct rdm_rdma *r)
@@ -78,6 +100,7 @@ uint64_t rt_idle_gseq(struct rdm_rdma *r)
 struct rdm_rdma *rt_alloc(const struct rdm_tp_opts *o, bool source, unsigned ndata)
 {
 	pthread_mutexattr_t ma;
+	pthread_condattr_t ca;
 	struct rdm_rdma *r;
 
 	r = calloc(1, sizeof(*r));
@@ -104,7 +127,11 @@ struct rdm_rdma *rt_alloc(const struct rdm_tp_opts *o, bool source, unsigned nda
 	pthread_mutexattr_settype(&ma, PTHREAD_MUTEX_RECURSIVE);
 	pthread_mutex_init(&r->lock, &ma);
 	pthread_mutexattr_destroy(&ma);
-	pthread_cond_init(&r->cond, NULL);
+	/* Deadlines (rt_slice) must not jump with the wall clock. */
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&r->cond, &ca);
+	pthread_condattr_destroy(&ca);
 	return r;
 
 err_data:
@@ -220,17 +247,32 @@ static int rt_set_blocks(struct rdm_tp *t, const struct rdm_tp_block *b, unsigne
 	ret = rt_keys_setup(r);
 	if (ret && !r->error)
 		rt_fail(r, ret, "registration setup: %s", strerror(-ret));
-	return ret;
+	return rt_ret(r, ret);
 }
 
 static int rt_send(struct rdm_tp *t, const void *msg, size_t len)
 {
-	return rt_ctrl_send(to_rdma(t), msg, len);
+	return rt_ret(to_rdma(t), rt_ctrl_send(to_rdma(t), msg, len));
 }
 
 static int rt_recv(struct rdm_tp *t, void *buf, size_t cap, size_t *len, int timeout_ms)
 {
-	return rt_ctrl_recv(to_rdma(t), buf, cap, len, timeout_ms);
+	return rt_ret(to_rdma(t), rt_ctrl_recv(to_rdma(t), buf, cap, len, timeout_ms));
+}
+
+static int rt_write_op(struct rdm_tp *t, unsigned block, uint64_t off, uint64_t len)
+{
+	return rt_ret(to_rdma(t), rt_write(t, block, off, len));
+}
+
+static int rt_fence_op(struct rdm_tp *t, uint64_t seq)
+{
+	return rt_ret(to_rdma(t), rt_fence(t, seq));
+}
+
+static int rt_wait_fence_op(struct rdm_tp *t, uint64_t seq, int timeout_ms)
+{
+	return rt_ret(to_rdma(t), rt_wait_fence(t, seq, timeout_ms));
 }
 
 static void rt_shutdown(struct rdm_tp *t)
@@ -252,9 +294,9 @@ const struct rdm_tp_ops rdm_rdma_ops = {
 	.listener_shutdown = rt_listener_shutdown,
 	.listener_close = rt_listener_close,
 	.set_blocks = rt_set_blocks,
-	.write = rt_write,
-	.fence = rt_fence,
-	.wait_fence = rt_wait_fence,
+	.write = rt_write_op,
+	.fence = rt_fence_op,
+	.wait_fence = rt_wait_fence_op,
 	.send = rt_send,
 	.recv = rt_recv,
 	.shutdown = rt_shutdown,

@@ -119,6 +119,7 @@ struct rdm_rdma {
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
 	int error;     /* first failure; every later call returns it */
+	char errmsg[RDM_TP_ERRLEN]; /* its text, for calls on other threads that return it */
 	bool stopping; /* close() in progress */
 	bool hangup;   /* the peer disconnected (CM thread -> progress thread) */
 	pthread_t progress, cmthread;
@@ -161,6 +162,8 @@ int rt_fail(struct rdm_rdma *r, int err, const char *fmt, ...)
 /* -errno from a verbs call that returned rc (positive errno, or -1 with errno). */
 int rt_errno(int rc);
 uint64_t rt_now_ms(void);
+/* The rt_now_ms() deadline for a timeout; < 0 waits without limit (UINT64_MAX). */
+uint64_t rt_deadline(int timeout_ms);
 /* Deadline helper for pthread_cond_timedwait (ms from now, clamped to 100 ms slices). */
 void rt_slice(struct timespec *ts, int ms);
 

@@ -14,15 +14,15 @@
 
 #include "transport/tcp/tcp_int.h"
 
+/* The calling thread's message (transport.h): t's other threads keep their own. */
 int rdm_tcp_err(struct rdm_tcp *t, int ret, const char *fmt, ...)
 {
 	va_list ap;
 
-	pthread_mutex_lock(&t->err_lock);
+	(void)t;
 	va_start(ap, fmt);
-	vsnprintf(t->base.err, sizeof(t->base.err), fmt, ap);
+	rdm_tp_vfail(ret, fmt, ap);
 	va_end(ap);
-	pthread_mutex_unlock(&t->err_lock);
 	return ret;
 }
 
@@ -71,7 +71,6 @@ int rdm_tcp_new(enum rdm_tcp_role role, const struct rdm_tp_opts *o, unsigned nc
 		t->chan[i].fd = -1;
 		pthread_mutex_init(&t->chan[i].tx_lock, NULL);
 	}
-	pthread_mutex_init(&t->err_lock, NULL);
 	pthread_mutex_init(&t->ctrl_tx_lock, NULL);
 	pthread_mutex_init(&t->ctrl_rx_lock, NULL);
 	pthread_mutex_init(&t->lock, NULL);
@@ -92,7 +91,6 @@ err_destroy_locks:
 	pthread_mutex_destroy(&t->lock);
 	pthread_mutex_destroy(&t->ctrl_rx_lock);
 	pthread_mutex_destroy(&t->ctrl_tx_lock);
-	pthread_mutex_destroy(&t->err_lock);
 	for (i = 0; i < nchan; i++)
 		pthread_mutex_destroy(&t->chan[i].tx_lock);
 	free(t->chan);
@@ -117,7 +115,6 @@ void rdm_tcp_free(struct rdm_tcp *t)
 	pthread_mutex_destroy(&t->lock);
 	pthread_mutex_destroy(&t->ctrl_rx_lock);
 	pthread_mutex_destroy(&t->ctrl_tx_lock);
-	pthread_mutex_destroy(&t->err_lock);
 	free(t->rx_stash);
 	free(t->blk);
 	free(t->chan);
@@ -236,7 +233,7 @@ static int tcp_connect(const struct rdm_addr *a, const struct rdm_tp_opts *o,
 	}
 	ret = wait_ack(t, deadline);
 	if (ret) {
-		snprintf(err, errlen, "tcp connect to %s:%u: %s", a->host, a->port, t->base.err);
+		snprintf(err, errlen, "tcp connect to %s:%u: %s", a->host, a->port, rdm_tp_why(ret));
 		goto err_free_tp;
 	}
 	*out = &t->base;
@@ -437,8 +434,8 @@ static int recv_locked(struct rdm_tcp *t, uint8_t *buf, size_t cap, size_t *len,
 		t->rx_got = 0;
 	}
 	if (RDM_HDR_LEN + (size_t)t->rx_plen > cap) {
+		/* Only the header is in: the message stays for a bigger buffer. */
 		*len = RDM_HDR_LEN + (size_t)t->rx_plen;
-		t->ctrl_rx_err = -EMSGSIZE;
 		return rdm_tcp_err(t, -EMSGSIZE, "recv: %zu-byte message exceeds the %zu-byte "
 						 "buffer", *len, cap);
 	}

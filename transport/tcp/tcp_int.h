@@ -77,7 +77,6 @@ struct rdm_tcp {
 	uint64_t chunk_size;
 	uint64_t token;
 	atomic_bool stopping;
-	pthread_mutex_t err_lock; /* base.err is written from several threads */
 
 	/* Control stream. */
 	int ctrl_fd;

@@ -1,0 +1,243 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Session configuration: RAM blocks, capabilities and parameters. Blocks and
+ * capabilities are fixed once a migration starts; downtime-limit and
+ * max-bandwidth change live (QEMU's migrate-set-parameters), the rest -EBUSY.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/bitmap.h"
+#include "core/session.h"
+
+/* Lock held: a migration is starting or running, so the setup is fixed. */
+static bool busy_locked(const struct rdmig_session *s)
+{
+	return s->starting || (s->started && !rdm_is_terminal(s->status));
+}
+
+static bool overlaps(const struct rdm_block *b, const uint8_t *host, uint64_t len)
+{
+	uintptr_t a0 = (uintptr_t)b->host, a1 = a0 + b->len;
+	uintptr_t b0 = (uintptr_t)host, b1 = b0 + len;
+
+	return a0 < b1 && b0 < a1;
+}
+
+/* Lock held. 0, or -errno with the reason in why. */
+static int check_block(const struct rdmig_session *s, const char *name, void *host,
+		       uint64_t length, uint32_t page_size, char *why, size_t whylen)
+{
+	size_t nlen = name ? strlen(name) : 0;
+
+	if (s->started || s->starting) {
+		snprintf(why, whylen, "blocks must be added before migrate/incoming");
+		return -EBUSY;
+	}
+	if (nlen == 0 || nlen > RDM_NAME_MAX) {
+		snprintf(why, whylen, "block name must be 1..%u bytes", RDM_NAME_MAX);
+		return -EINVAL;
+	}
+	if (!host || page_size < 512 || (page_size & (page_size - 1)) || length == 0 ||
+	    length % page_size) {
+		snprintf(why, whylen,
+			 "block %s: need a host pointer, a power-of-two page size >= 512 "
+			 "and a non-zero length that is a multiple of it",
+			 name);
+		return -EINVAL;
+	}
+	/* Pages are registered, tracked and written whole: they must start on a page. */
+	if ((uintptr_t)host % page_size) {
+		snprintf(why, whylen, "block %s: host pointer %p is not aligned to its page size %u",
+			 name, host, page_size);
+		return -EINVAL;
+	}
+	if ((uintptr_t)host + length < (uintptr_t)host) {
+		snprintf(why, whylen, "block %s: %p + %llu wraps the address space", name, host,
+			 (unsigned long long)length);
+		return -EINVAL;
+	}
+	if (s->nblocks >= RDM_MAX_BLOCKS) {
+		snprintf(why, whylen, "too many blocks (at most %u)", RDM_MAX_BLOCKS);
+		return -E2BIG;
+	}
+	for (unsigned i = 0; i < s->nblocks; i++) {
+		const struct rdm_block *b = &s->blocks[i];
+
+		if (!strcmp(b->name, name)) {
+			snprintf(why, whylen, "block %s added twice", name);
+			return -EEXIST;
+		}
+		/* One guest page in two blocks would be sent, and landed, twice. */
+		if (overlaps(b, host, length)) {
+			snprintf(why, whylen,
+				 "block %s [%p, +%llu) overlaps block %s [%p, +%llu)", name, host,
+				 (unsigned long long)length, b->name, (void *)b->host,
+				 (unsigned long long)b->len);
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
+static int add_block_locked(struct rdmig_session *s, const char *name, void *host,
+			    uint64_t length, uint32_t page_size, char *why, size_t whylen)
+{
+	struct rdm_block *b, *nb;
+	uint64_t *dirty = NULL;
+	int ret;
+
+	ret = check_block(s, name, host, length, page_size, why, whylen);
+	if (ret)
+		return ret;
+	if (s->role == RDMIG_ROLE_SOURCE) {
+		dirty = calloc(rdm_bitmap_words(length / page_size), sizeof(uint64_t));
+		if (!dirty)
+			goto err_nomem;
+	}
+	nb = realloc(s->blocks, (s->nblocks + 1) * sizeof(*nb));
+	if (!nb)
+		goto err_free_dirty;
+	s->blocks = nb;
+	b = &nb[s->nblocks];
+	memset(b, 0, sizeof(*b));
+	memcpy(b->name, name, strlen(name) + 1);
+	b->host = host;
+	b->len = length;
+	b->page_size = page_size;
+	b->npages = length / page_size;
+	b->dirty = dirty;
+	s->nblocks++;
+	s->stats.ram_total += length;
+	return 0;
+
+err_free_dirty:
+	free(dirty);
+err_nomem:
+	snprintf(why, whylen, "block %s: out of memory", name);
+	return -ENOMEM;
+}
+
+int rdmig_add_block(rdmig_session *s, const char *name, void *host, uint64_t length,
+		    uint32_t page_size)
+{
+	char why[4 * RDM_ERRLEN] = ""; /* two names of up to 255 bytes; cut to RDM_ERRLEN later */
+	int ret;
+
+	if (!s)
+		return -EINVAL;
+	ret = rdm_api_enter(s, true);
+	if (ret)
+		return ret;
+	pthread_mutex_lock(&s->lock);
+	ret = add_block_locked(s, name, host, length, page_size, why, sizeof(why));
+	pthread_mutex_unlock(&s->lock);
+	if (ret)
+		rdm_set_api_error(s, "%s", why);
+	return rdm_api_leave(s, ret);
+}
+
+int rdmig_set_capability(rdmig_session *s, enum rdmig_cap cap, bool on)
+{
+	char err[RDM_ERRLEN] = "";
+	int ret;
+
+	if (!s)
+		return -EINVAL;
+	ret = rdm_api_enter(s, true);
+	if (ret)
+		return ret;
+	pthread_mutex_lock(&s->lock);
+	if (busy_locked(s)) {
+		snprintf(err, sizeof(err), "capabilities cannot change during a migration");
+		ret = -EBUSY;
+	} else {
+		ret = rdm_options_set_cap(&s->opts, cap, on, err, sizeof(err));
+	}
+	pthread_mutex_unlock(&s->lock);
+	if (ret)
+		rdm_set_api_error(s, "%s", err);
+	return rdm_api_leave(s, ret);
+}
+
+int rdmig_get_capability(const rdmig_session *cs, enum rdmig_cap cap, bool *on)
+{
+	/* const for the caller; the lock and the user count still change. */
+	struct rdmig_session *s = (struct rdmig_session *)cs;
+	int ret;
+
+	if (!s)
+		return -EINVAL;
+	ret = rdm_api_enter(s, true);
+	if (ret)
+		return ret;
+	if (!on || (unsigned)cap >= RDMIG_CAP__COUNT) {
+		rdm_set_api_error(s, "get_capability: unknown capability %u or no result pointer",
+				  (unsigned)cap);
+		return rdm_api_leave(s, -EINVAL);
+	}
+	pthread_mutex_lock(&s->lock);
+	*on = s->opts.caps[cap];
+	pthread_mutex_unlock(&s->lock);
+	return rdm_api_leave(s, 0);
+}
+
+static bool is_live(enum rdmig_param p)
+{
+	return p == RDMIG_PARAM_DOWNTIME_LIMIT || p == RDMIG_PARAM_MAX_BANDWIDTH;
+}
+
+int rdmig_set_parameter(rdmig_session *s, enum rdmig_param p, uint64_t value)
+{
+	char err[RDM_ERRLEN] = "";
+	bool running;
+	int ret;
+
+	if (!s)
+		return -EINVAL;
+	ret = rdm_api_enter(s, true);
+	if (ret)
+		return ret;
+	pthread_mutex_lock(&s->lock);
+	running = s->started && !rdm_is_terminal(s->status);
+	if (s->starting || (running && (unsigned)p < RDMIG_PARAM__COUNT && !is_live(p))) {
+		snprintf(err, sizeof(err),
+			 "%s cannot change during a migration (only downtime-limit and "
+			 "max-bandwidth can)",
+			 rdmig_param_name(p));
+		ret = -EBUSY;
+	} else {
+		ret = rdm_options_set_param(&s->opts, p, value, err, sizeof(err));
+	}
+	/* The running source's policy reads these at every period and every write. */
+	if (!ret && running)
+		rdm_policy_set_live(&s->policy, s->opts.params[RDMIG_PARAM_DOWNTIME_LIMIT],
+				    s->opts.params[RDMIG_PARAM_MAX_BANDWIDTH]);
+	pthread_mutex_unlock(&s->lock);
+	if (ret)
+		rdm_set_api_error(s, "%s", err);
+	return rdm_api_leave(s, ret);
+}
+
+int rdmig_get_parameter(const rdmig_session *cs, enum rdmig_param p, uint64_t *value)
+{
+	struct rdmig_session *s = (struct rdmig_session *)cs;
+	int ret;
+
+	if (!s)
+		return -EINVAL;
+	ret = rdm_api_enter(s, true);
+	if (ret)
+		return ret;
+	if (!value || (unsigned)p >= RDMIG_PARAM__COUNT) {
+		rdm_set_api_error(s, "get_parameter: unknown parameter %u or no result pointer",
+				  (unsigned)p);
+		return rdm_api_leave(s, -EINVAL);
+	}
+	pthread_mutex_lock(&s->lock);
+	*value = s->opts.params[p];
+	pthread_mutex_unlock(&s->lock);
+	return rdm_api_leave(s, 0);
+}
