@@ -4,10 +4,12 @@
 #include <gtest/gtest.h>
 #include <infiniband/verbs.h>
 
+#include <errno.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -102,8 +104,79 @@ static int dest_child_auth(rdmig_session *s)
 	return 0;
 }
 
+static bool terminal(enum rdmig_status st)
+{
+	return st == RDMIG_STATUS_COMPLETED || st == RDMIG_STATUS_FAILED ||
+	       st == RDMIG_STATUS_CANCELLED || st == RDMIG_STATUS_COMMIT_UNKNOWN;
+}
+
+/* What a child sets up before its session: the fault points and the memlock limit. */
+static void child_env(const ChildOpts &o)
+{
+	if (o.fault[0])
+		setenv("RDMIG_FAULT", o.fault, 1);
+	if (o.memlock_bytes) {
+		struct rlimit rl;
+
+		if (getrlimit(RLIMIT_MEMLOCK, &rl) == 0) {
+			rl.rlim_cur = o.memlock_bytes;
+			setrlimit(RLIMIT_MEMLOCK, &rl);
+		}
+	}
+}
+
+/*
+ * Until the session is terminal (or wait_ms passed): cancel where o says, go
+ * on from pre-switchover, and call tick() with the stats each round.
+ */
+static int child_watch(rdmig_session *s, const ChildOpts &o, int wait_ms, PeerResult *r,
+		       const std::function<void(const rdmig_stats &)> &tick)
+{
+	struct timespec ts = {0, 2 * 1000000};
+	bool continued = false;
+
+	r->cancel_ret = 1;
+	for (int waited = 0; waited < wait_ms; waited += 2) {
+		rdmig_stats st;
+
+		rdmig_query(s, &st);
+		if (tick)
+			tick(st);
+		if (terminal(st.status))
+			return 0;
+		if (o.cancel_in >= 0 && r->cancel_ret == 1 && (int)st.status == o.cancel_in &&
+		    st.dirty_sync_count >= o.cancel_after_syncs)
+			r->cancel_ret = rdmig_cancel(s);
+		if (o.pause_before_switchover && !continued && o.cancel_in != RDMIG_STATUS_PRE_SWITCHOVER &&
+		    st.status == RDMIG_STATUS_PRE_SWITCHOVER)
+			continued = rdmig_continue(s) == 0;
+		nanosleep(&ts, nullptr);
+	}
+	return -ETIMEDOUT;
+}
+
+/* The report both children send: status, error, memory, VM counters. */
+static void child_report(rdmig_session *s, guest *g, enum rdmig_status st, PeerResult *r)
+{
+	snprintf(r->error, sizeof(r->error), "%s", rdmig_last_error(s));
+	r->status = st;
+	r->nblocks = guest_nblocks(g);
+	for (unsigned i = 0; i < r->nblocks && i < HARNESS_MAX_BLOCKS; i++)
+		r->crc[i] = guest_block_crc(g, i);
+	r->devcrc = guest_devstate_crc(g);
+	struct guest_counters c;
+	guest_counters(g, &c);
+	r->starts = c.starts;
+	r->stops = c.stops;
+	r->running = c.running;
+	rdmig_stats stats;
+	rdmig_query(s, &stats);
+	r->ram_transferred = stats.ram_transferred;
+}
+
 /* The child: a destination VMM in miniature. */
-static void dest_child(int fd, const guest_cfg &cfg, const std::string &uri, int wait_ms)
+static void dest_child(int fd, const guest_cfg &cfg, const std::string &uri, int wait_ms,
+		       const ChildOpts &o)
 {
 	PeerResult r{};
 	rdmig_callbacks cb;
@@ -111,6 +184,7 @@ static void dest_child(int fd, const guest_cfg &cfg, const std::string &uri, int
 	guest *g;
 	uint16_t port = 0;
 
+	child_env(o);
 	if (guest_create(&cfg, true, &g))
 		_exit(2);
 	guest_callbacks(g, &cb);
@@ -123,6 +197,8 @@ static void dest_child(int fd, const guest_cfg &cfg, const std::string &uri, int
 		_exit(2);
 	if (dest_child_auth(s))
 		_exit(2);
+	if (o.peer_timeout_ms && rdmig_set_parameter(s, RDMIG_PARAM_PEER_TIMEOUT, o.peer_timeout_ms))
+		_exit(2);
 	if (rdmig_incoming(s, uri.c_str()) || rdmig_incoming_port(s, &port)) {
 		fprintf(stderr, "dest: incoming %s: %s\n", uri.c_str(), rdmig_last_error(s));
 		_exit(2);
@@ -130,42 +206,84 @@ static void dest_child(int fd, const guest_cfg &cfg, const std::string &uri, int
 	write_full(fd, &port, sizeof(port));
 	enum rdmig_status st = RDMIG_STATUS_NONE;
 	/*
-	 * Poll until the end instead of one long wait: the text a timed-out wait
+	 * Watch until the end instead of one long wait: the text a timed-out wait
 	 * leaves would hide the destination's news (the connections it refused).
 	 */
 	std::string news;
-	for (int waited = 0; waited < wait_ms; waited += 20) {
-		rdmig_stats qs;
-		struct timespec ts = {0, 20 * 1000000};
-
-		if (rdmig_query(s, &qs) == 0 &&
-		    (qs.status == RDMIG_STATUS_COMPLETED || qs.status == RDMIG_STATUS_FAILED ||
-		     qs.status == RDMIG_STATUS_CANCELLED || qs.status == RDMIG_STATUS_COMMIT_UNKNOWN))
-			break;
+	int wret = child_watch(s, o, wait_ms, &r, [&](const rdmig_stats &) {
 		if (*rdmig_last_error(s))
 			news = rdmig_last_error(s);
-		nanosleep(&ts, nullptr);
-	}
-	if (rdmig_wait(s, 0, &st)) {
-		snprintf(r.error, sizeof(r.error), "destination still %s after %d ms: %s",
-			 rdmig_status_name(st), wait_ms, news.c_str());
-	} else
-		snprintf(r.error, sizeof(r.error), "%s", rdmig_last_error(s));
+	});
+	r.cancel_ret = o.cancel_in >= 0 ? r.cancel_ret : 1;
+	int now = rdmig_wait(s, 0, &st); /* the status, even when still running */
+	if (!wret)
+		wret = now;
+	char why[sizeof(r.error)];
+	snprintf(why, sizeof(why), "%s", rdmig_last_error(s)); /* before any resolve */
 	r.first_status = st;
-	if (st == RDMIG_STATUS_COMMIT_UNKNOWN && resolve && *resolve) {
+	if (!wret && st == RDMIG_STATUS_COMMIT_UNKNOWN && resolve && *resolve) {
 		if (rdmig_resolve(s, !strcmp(resolve, "run")) == 0)
 			rdmig_wait(s, 0, &st);
 	}
-	r.status = st;
-	r.nblocks = guest_nblocks(g);
-	for (unsigned i = 0; i < r.nblocks && i < HARNESS_MAX_BLOCKS; i++)
-		r.crc[i] = guest_block_crc(g, i);
-	r.devcrc = guest_devstate_crc(g);
-	struct guest_counters c;
-	guest_counters(g, &c);
-	r.starts = c.starts;
+	child_report(s, g, st, &r);
+	snprintf(r.error, sizeof(r.error), "%s", why);
+	if (wret)
+		snprintf(r.error, sizeof(r.error), "destination still %s after %d ms: %s",
+			 rdmig_status_name(st), wait_ms, news.c_str());
 	write_full(fd, &r, sizeof(r));
 	rdmig_session_destroy(s);
+	guest_destroy(g);
+	_exit(0);
+}
+
+/* The other child: a source VMM with a dirtying guest, for faults on the source side. */
+static void source_child(int fd, const guest_cfg &cfg, const std::string &uri, int wait_ms,
+			 const ChildOpts &o)
+{
+	PeerResult r{};
+	rdmig_callbacks cb;
+	rdmig_session *s;
+	guest *g;
+	bool progressed = false;
+
+	child_env(o);
+	if (guest_create(&cfg, false, &g))
+		_exit(2);
+	guest_callbacks(g, &cb);
+	if (rdmig_session_create(RDMIG_ROLE_SOURCE, &cb, g, &s) || guest_add_blocks(g, s))
+		_exit(2);
+	if ((o.peer_timeout_ms &&
+	     rdmig_set_parameter(s, RDMIG_PARAM_PEER_TIMEOUT, o.peer_timeout_ms)) ||
+	    (o.channels && rdmig_set_parameter(s, RDMIG_PARAM_CHANNELS, o.channels)) ||
+	    (o.downtime_ms && rdmig_set_parameter(s, RDMIG_PARAM_DOWNTIME_LIMIT, o.downtime_ms)) ||
+	    rdmig_set_parameter(s, RDMIG_PARAM_MAX_BANDWIDTH, o.max_bw) ||
+	    rdmig_set_capability(s, RDMIG_CAP_RDMA_PIN_ALL, o.pin_all) ||
+	    rdmig_set_capability(s, RDMIG_CAP_PAUSE_BEFORE_SWITCHOVER, o.pause_before_switchover))
+		_exit(2);
+	if (guest_start_workload(g))
+		_exit(2);
+	if (rdmig_migrate(s, uri.c_str())) {
+		fprintf(stderr, "source: migrate %s: %s\n", uri.c_str(), rdmig_last_error(s));
+		_exit(2);
+	}
+	int wret = child_watch(s, o, wait_ms, &r, [&](const rdmig_stats &st) {
+		if (o.progress_bytes && !progressed &&
+		    (st.ram_transferred >= o.progress_bytes || terminal(st.status))) {
+			write_full(fd, "P", 1);
+			progressed = true;
+		}
+	});
+	enum rdmig_status st = RDMIG_STATUS_NONE;
+	if (!wret)
+		wret = rdmig_wait(s, 1000, &st);
+	child_report(s, g, st, &r);
+	if (wret)
+		snprintf(r.error, sizeof(r.error), "source still %s after %d ms",
+			 rdmig_status_name(st), wait_ms);
+	write_full(fd, &r, sizeof(r));
+	guest_stop_workload(g);
+	rdmig_session_destroy(s);
+	guest_destroy(g);
 	_exit(0);
 }
 
@@ -208,6 +326,12 @@ static bool from_hex(const char *s, void *p, size_t n)
  */
 bool DestProcess::Spawn(const guest_cfg &cfg, const std::string &host, int wait_ms)
 {
+	return Spawn(cfg, host, ChildOpts{}, wait_ms);
+}
+
+bool DestProcess::Spawn(const guest_cfg &cfg, const std::string &host, const ChildOpts &o,
+			int wait_ms)
+{
 	int p[2];
 
 	if (pipe(p))
@@ -215,7 +339,7 @@ bool DestProcess::Spawn(const guest_cfg &cfg, const std::string &host, int wait_
 	host_ = host;
 	std::string uri = TestTransport() + ":" + host + ":0";
 	std::string fd = std::to_string(p[1]), hex = to_hex(&cfg, sizeof(cfg));
-	std::string wait = std::to_string(wait_ms);
+	std::string wait = std::to_string(wait_ms), ohex = to_hex(&o, sizeof(o));
 	fflush(nullptr);
 	pid = fork();
 	if (pid < 0)
@@ -228,7 +352,7 @@ bool DestProcess::Spawn(const guest_cfg &cfg, const std::string &host, int wait_
 		setenv("RDMIG_TEST_DEST_PEER_TIMEOUT",
 		       peer_timeout_ms > 0 ? std::to_string(peer_timeout_ms).c_str() : "", 1);
 		execl("/proc/self/exe", "e2e-dest", "--dest-child", fd.c_str(), hex.c_str(),
-		      uri.c_str(), wait.c_str(), (char *)nullptr);
+		      uri.c_str(), wait.c_str(), ohex.c_str(), (char *)nullptr);
 		_exit(127);
 	}
 	close(p[1]);
@@ -247,6 +371,13 @@ bool DestProcess::Result(PeerResult *r, int timeout_ms)
 	return ok;
 }
 
+int DestProcess::Signal(int sig)
+{
+	if (pid <= 0)
+		return -ESRCH;
+	return kill(pid, sig) ? -errno : 0;
+}
+
 void DestProcess::Kill()
 {
 	if (pid > 0) {
@@ -263,6 +394,79 @@ void DestProcess::Kill()
 std::string DestProcess::Uri() const
 {
 	return TestTransport() + ":" + host_ + ":" + std::to_string(port);
+}
+
+SourceProcess::~SourceProcess()
+{
+	Kill();
+}
+
+bool SourceProcess::Spawn(const guest_cfg &cfg, const std::string &uri, const ChildOpts &o,
+			  int wait_ms)
+{
+	int p[2];
+
+	if (pipe(p))
+		return false;
+	std::string fd = std::to_string(p[1]), hex = to_hex(&cfg, sizeof(cfg));
+	std::string wait = std::to_string(wait_ms), ohex = to_hex(&o, sizeof(o));
+	want_progress_ = o.progress_bytes > 0;
+	fflush(nullptr);
+	pid = fork();
+	if (pid < 0)
+		return false;
+	if (pid == 0) {
+		close(p[0]);
+		execl("/proc/self/exe", "e2e-source", "--source-child", fd.c_str(), hex.c_str(),
+		      uri.c_str(), wait.c_str(), ohex.c_str(), (char *)nullptr);
+		_exit(127);
+	}
+	close(p[1]);
+	fd_ = p[0];
+	return true;
+}
+
+bool SourceProcess::WaitProgress(int timeout_ms)
+{
+	char c;
+
+	if (!want_progress_ || progress_)
+		return progress_;
+	progress_ = read_full(fd_, &c, 1, timeout_ms) && c == 'P';
+	return progress_;
+}
+
+bool SourceProcess::Result(PeerResult *r, int timeout_ms)
+{
+	if (want_progress_ && !progress_ && !WaitProgress(timeout_ms))
+		return false;
+	bool ok = read_full(fd_, r, sizeof(*r), timeout_ms);
+
+	if (ok && pid > 0) {
+		waitpid(pid, nullptr, 0);
+		pid = -1;
+	}
+	return ok;
+}
+
+int SourceProcess::Signal(int sig)
+{
+	if (pid <= 0)
+		return -ESRCH;
+	return kill(pid, sig) ? -errno : 0;
+}
+
+void SourceProcess::Kill()
+{
+	if (pid > 0) {
+		kill(pid, SIGKILL);
+		waitpid(pid, nullptr, 0);
+		pid = -1;
+	}
+	if (fd_ >= 0) {
+		close(fd_);
+		fd_ = -1;
+	}
 }
 
 Source::~Source()
@@ -325,12 +529,17 @@ void TransportTest::SetUp()
 
 int main(int argc, char **argv)
 {
-	if (argc == 6 && !strcmp(argv[1], "--dest-child")) {
+	if ((argc == 6 || argc == 7) &&
+	    (!strcmp(argv[1], "--dest-child") || !strcmp(argv[1], "--source-child"))) {
 		guest_cfg cfg;
+		ChildOpts o;
 
-		if (!from_hex(argv[3], &cfg, sizeof(cfg)))
+		if (!from_hex(argv[3], &cfg, sizeof(cfg)) ||
+		    (argc == 7 && !from_hex(argv[6], &o, sizeof(o))))
 			return 2;
-		dest_child(atoi(argv[2]), cfg, argv[4], atoi(argv[5]));
+		if (!strcmp(argv[1], "--dest-child"))
+			dest_child(atoi(argv[2]), cfg, argv[4], atoi(argv[5]), o);
+		source_child(atoi(argv[2]), cfg, argv[4], atoi(argv[5]), o);
 	}
 	::testing::InitGoogleTest(&argc, argv);
 	int ret = RUN_ALL_TESTS();

@@ -26,6 +26,29 @@ struct PeerResult {
 	unsigned starts;
 	char error[256];
 	int first_status; /* the status rdmig_wait() returned, before any rdmig_resolve() */
+	/* Filled by the fault-suite children (tests/faults/) as well. */
+	unsigned stops;
+	bool running;           /* the child's guest was running at the end */
+	int cancel_ret;         /* what the child's rdmig_cancel() returned (1: not called) */
+	uint64_t ram_transferred;
+};
+
+/*
+ * What a child session does besides migrating (the fault suite sets these);
+ * the defaults change nothing. Plain data: it travels to the child in hex.
+ */
+struct ChildOpts {
+	int peer_timeout_ms = 0;              /* 0: the session's default */
+	uint64_t max_bw = 0;                  /* source: bytes/s, 0 = none */
+	uint64_t downtime_ms = 0;             /* source: 0 = the default */
+	unsigned channels = 0;                /* source: 0 = the default */
+	bool pin_all = false;                 /* source */
+	bool pause_before_switchover = false; /* source: continue once paused, unless cancelling there */
+	int cancel_in = -1;                   /* cancel once this rdmig_status is reached; -1: never */
+	uint64_t cancel_after_syncs = 0;      /* ... and this many dirty syncs were counted */
+	uint64_t progress_bytes = 0;          /* source: report progress once this much RAM moved */
+	uint64_t memlock_bytes = 0;           /* soft RLIMIT_MEMLOCK in the child; 0: unchanged */
+	char fault[64] = "";                  /* RDMIG_FAULT in the child */
 };
 
 /* "tcp" or "rdma", from RDMIG_TEST_TRANSPORT. */
@@ -38,8 +61,12 @@ class DestProcess {
 	~DestProcess();
 	/* Start, listen on scheme:host:0, and return once the port is known. */
 	bool Spawn(const guest_cfg &cfg, const std::string &host, int wait_ms = 300000);
+	bool Spawn(const guest_cfg &cfg, const std::string &host, const ChildOpts &o,
+		   int wait_ms = 300000);
 	/* The destination's report; false if it died or timed out. */
 	bool Result(PeerResult *r, int timeout_ms = 320000);
+	/* kill(pid, sig): SIGSTOP/SIGCONT/SIGKILL the destination; 0 or -errno. */
+	int Signal(int sig);
 	void Kill();
 	std::string Uri() const;
 	pid_t pid = -1;
@@ -53,6 +80,30 @@ class DestProcess {
       private:
 	int fd_ = -1;
 	std::string host_;
+};
+
+/*
+ * A source in a child process (re-executed like the destination), with its
+ * own dirtying guest: for the cases where the source side must be killed or
+ * frozen. Its report carries the source guest's CRCs at the end, its stops
+ * and starts, and whether it was running.
+ */
+class SourceProcess {
+      public:
+	~SourceProcess();
+	bool Spawn(const guest_cfg &cfg, const std::string &uri, const ChildOpts &o,
+		   int wait_ms = 300000);
+	/* True once the child moved o.progress_bytes of RAM (or ended before). */
+	bool WaitProgress(int timeout_ms);
+	bool Result(PeerResult *r, int timeout_ms = 320000);
+	int Signal(int sig);
+	void Kill();
+	pid_t pid = -1;
+
+      private:
+	int fd_ = -1;
+	bool progress_ = false;
+	bool want_progress_ = false;
 };
 
 /* A source session on a fresh guest, configured by the test. */

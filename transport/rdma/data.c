@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "common/fault.h"
 #include "transport/rdma/rdma_int.h"
 
 /* Lock held: wait until q has room for n more WRs. */
@@ -192,6 +193,28 @@ static int post_fence_recv(struct rt_qp *q)
 	return rt_errno(ibv_post_recv(q->qp, &wr, &bad));
 }
 
+/*
+ * Test builds, destination, at a fence (mid-iteration). "dst-drop-mr": every
+ * MR under the source's writes is deregistered, so its next WRITEs complete
+ * with a remote access error. "dst-cm-disconnect": the control connection is
+ * hung up (rdma_disconnect) as if the destination had left.
+ */
+static void fence_faults(struct rdm_rdma *r)
+{
+	if (rdm_fault("dst-drop-mr")) {
+		if (r->pin_all) {
+			rdm_pin_destroy(r->pin); /* pin-all never looks a key up again */
+			r->pin = NULL;
+		} else {
+			for (unsigned b = 0; b < r->nblocks; b++)
+				for (uint64_t off = 0; off < r->blocks[b].len; off += r->chunk)
+					rdm_pin_drop(r->pin, b, off);
+		}
+	}
+	if (rdm_fault("dst-cm-disconnect"))
+		rdma_disconnect(r->ctrl.id);
+}
+
 /* Destination; wc == NULL posts the initial receives. Lock held otherwise. */
 int rt_data_on_recv(struct rdm_rdma *r, struct rt_qp *q, const struct ibv_wc *wc)
 {
@@ -218,6 +241,7 @@ int rt_data_on_recv(struct rdm_rdma *r, struct rt_qp *q, const struct ibv_wc *wc
 	if (seq < q->fence_seq)
 		seq += 1ull << 32;
 	q->fence_seq = seq;
+	fence_faults(r);
 	pthread_cond_broadcast(&r->cond);
 	ret = post_fence_recv(q);
 	return ret ? rt_fail(r, ret, "re-posting a fence receive") : 0;
