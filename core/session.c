@@ -79,6 +79,7 @@ void rdmig_session_destroy(rdmig_session *s)
 	for (unsigned i = 0; i < s->nblocks; i++)
 		free(s->blocks[i].dirty);
 	free(s->blocks);
+	rdm_tls_free(s->tls);
 	pthread_cond_destroy(&s->cond);
 	pthread_mutex_destroy(&s->lock);
 	free(s);
@@ -443,6 +444,13 @@ int rdm_session_begin(struct rdmig_session *s, enum rdmig_role want, const char 
 		rdm_set_api_error(s, "bad URI '%s': %s", uri, err);
 		return ret;
 	}
+	if (s->tls && s->addr.scheme != RDM_SCHEME_TCP) {
+		rdm_set_api_error(s, "TLS is set, but '%s' is not tcp: the rdma data path cannot "
+				     "be encrypted (the NIC writes guest memory directly); use a "
+				     "tcp: URI or turn TLS off",
+				  uri);
+		return -ENOTSUP;
+	}
 	s->ops = rdm_tp_lookup(s->addr.scheme);
 	if (!s->ops) {
 		rdm_set_api_error(s, "transport for '%s' is not available in this build", uri);
@@ -459,6 +467,7 @@ void rdm_session_tp_opts(const struct rdmig_session *s, struct rdm_tp_opts *o)
 		.pin_all = s->opts.caps[RDMIG_CAP_RDMA_PIN_ALL],
 		.timeout_ms = (int)s->opts.params[RDMIG_PARAM_PEER_TIMEOUT],
 	};
+	o->tls = s->tls;
 }
 
 int rdm_session_set_blocks(struct rdmig_session *s)
