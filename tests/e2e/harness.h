@@ -43,6 +43,11 @@ class DestProcess {
 	std::string Uri() const;
 	pid_t pid = -1;
 	uint16_t port = 0;
+	/*
+	 * TLS for the destination, set before Spawn(): "" (none),
+	 * "psk:IDENTITY:HEXKEY" or "x509:CA:CERT:KEY:VERIFY_PEER(0|1)".
+	 */
+	std::string tls;
 
       private:
 	int fd_ = -1;

@@ -130,28 +130,41 @@ const char *rdm_tls_rx_why(const struct rdm_tls_conn *c)
 	return c ? c->rx_why : "";
 }
 
-/* Why the handshake failed, worded for the operator; returns the errno for it. */
-static int handshake_why(struct rdm_tls_conn *c, int ret, char *err, size_t errlen)
+/*
+ * Why the handshake failed, worded for the operator; returns the errno for it
+ * and sets *alert to what to tell the peer (-1: nothing, it hung up or spoke
+ * first).
+ */
+static int handshake_why(struct rdm_tls_conn *c, int ret, int *alert, char *err, size_t errlen)
 {
-	const char *cred = c->tls->psk ? "PSK" : "certificate";
+	bool psk = c->tls->psk;
 	gnutls_datum_t st = { NULL, 0 };
+	unsigned status;
 	int e;
 
+	*alert = -1;
 	switch (ret) {
 	case GNUTLS_E_CERTIFICATE_VERIFICATION_ERROR:
-		gnutls_certificate_verification_status_print(gnutls_session_get_verify_cert_status(c->s),
-							     GNUTLS_CRT_X509, &st, 0);
+		status = gnutls_session_get_verify_cert_status(c->s);
+		gnutls_certificate_verification_status_print(status, GNUTLS_CRT_X509, &st, 0);
 		snprintf(err, errlen, "TLS: the peer's certificate is not trusted: %s",
 			 st.data ? (const char *)st.data : "verification failed");
 		gnutls_free(st.data);
+		*alert = status & GNUTLS_CERT_SIGNER_NOT_FOUND ? GNUTLS_A_UNKNOWN_CA
+							       : GNUTLS_A_BAD_CERTIFICATE;
 		return -EACCES;
 	case GNUTLS_E_NO_CERTIFICATE_FOUND:
-		snprintf(err, errlen, "TLS: the peer sent no certificate, and this side requires one");
+	case GNUTLS_E_CERTIFICATE_REQUIRED:
+		/* GnuTLS clients send only a certificate of a CA the server names. */
+		snprintf(err, errlen, "TLS: the peer sent no certificate signed by a CA this side "
+				      "trusts, and this side requires one (verify-peer)");
+		*alert = GNUTLS_A_CERTIFICATE_REQUIRED;
 		return -EACCES;
 	case GNUTLS_E_FATAL_ALERT_RECEIVED:
-		snprintf(err, errlen, "TLS: the peer refused the handshake (%s): its %s or ours is "
-				      "not what it expects",
-			 gnutls_alert_get_name(gnutls_alert_get(c->s)), cred);
+		snprintf(err, errlen, "TLS: the peer refused the handshake (%s): %s",
+			 gnutls_alert_get_name(gnutls_alert_get(c->s)),
+			 psk ? "the PSK identity or key differs"
+			     : "it does not accept this side's certificate");
 		return -EACCES;
 	case GNUTLS_E_PREMATURE_TERMINATION:
 	case GNUTLS_E_PULL_ERROR:
@@ -169,14 +182,20 @@ static int handshake_why(struct rdm_tls_conn *c, int ret, char *err, size_t errl
 	case GNUTLS_E_UNEXPECTED_PACKET:
 		snprintf(err, errlen, "TLS: the peer does not speak TLS (%s)", gnutls_strerror(ret));
 		return -EPROTO;
+	case GNUTLS_E_RECEIVED_ILLEGAL_PARAMETER: /* TLS 1.3: a PSK binder that does not verify */
 	case GNUTLS_E_DECRYPTION_FAILED:
 	case GNUTLS_E_INSUFFICIENT_CREDENTIALS:
 	case GNUTLS_E_KEYFILE_ERROR:
-		snprintf(err, errlen, "TLS: the peer's %s does not match (%s)", cred,
-			 gnutls_strerror(ret));
-		return -EACCES;
+		if (psk) {
+			snprintf(err, errlen, "TLS: the peer's PSK identity or key differs (%s)",
+				 gnutls_strerror(ret));
+			*alert = GNUTLS_A_DECRYPT_ERROR;
+			return -EACCES;
+		}
+		/* fall through */
 	default:
 		snprintf(err, errlen, "TLS handshake: %s", gnutls_strerror(ret));
+		*alert = GNUTLS_A_HANDSHAKE_FAILURE;
 		return -EPROTO;
 	}
 }
@@ -211,7 +230,7 @@ static int peek_first(struct rdm_tls_conn *c, short *events, char *err, size_t e
 
 int rdm_tls_handshake_step(struct rdm_tls_conn *c, short *events, char *err, size_t errlen)
 {
-	int ret, tries = 0;
+	int ret, alert, tries = 0;
 
 	if (c->tls->server && !c->peeked) {
 		ret = peek_first(c, events, err, errlen);
@@ -227,10 +246,10 @@ int rdm_tls_handshake_step(struct rdm_tls_conn *c, short *events, char *err, siz
 		*events = gnutls_record_get_direction(c->s) ? POLLOUT : POLLIN;
 		return -EAGAIN;
 	}
-	ret = handshake_why(c, ret, err, errlen);
+	ret = handshake_why(c, ret, &alert, err, errlen);
 	/* Tell the peer why, best effort: it then reports the alert, not a bare hang-up. */
-	if (ret != -ECONNRESET)
-		(void)gnutls_alert_send_appropriate(c->s, ret);
+	if (alert >= 0)
+		(void)gnutls_alert_send(c->s, GNUTLS_AL_FATAL, (gnutls_alert_description_t)alert);
 	return ret;
 }
 
