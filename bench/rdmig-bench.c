@@ -17,12 +17,14 @@
 #include "guest.h"
 #include "plot.h"
 #include "report.h"
+#include "tls.h"
 
 #define MAX_BLOCKS 4096
 
 struct bench {
 	struct guest_cfg g;
 	const char *transport, *host, *role, *pattern, *plot;
+	const char *tls_psk, *tls_x509; /* --tls-psk FILE, --tls-x509 DIR */
 	unsigned port;
 	unsigned channels;
 	uint64_t chunk, max_bw, downtime, timeout_s;
@@ -53,6 +55,9 @@ static void usage(FILE *f)
 		"  --channels N --chunk KiB --pin-all --max-bandwidth MiB/s\n"
 		"  --downtime-limit ms --auto-converge --timeout s (300)\n"
 		"  --dirty-tracker coop|soft-dirty|uffd-wp  how the guest's dirty log is kept (coop)\n"
+		"  --tls-psk FILE            TLS with a PSK (FILE: IDENTITY:HEXKEY, as psktool writes)\n"
+		"  --tls-x509 DIR            TLS with certificates (ca-cert.pem, server-*.pem,\n"
+		"                            client-*.pem as QEMU's tls-creds-x509 lays them out)\n"
 		"  --json                    print the report as JSON\n"
 		"  --plot FILE.png           throughput and bytes remaining per iteration (gnuplot)\n");
 }
@@ -67,7 +72,8 @@ static int parse(int argc, char **argv, struct bench *b)
 		{"channels", 1, 0, 'c'}, {"chunk", 1, 0, 'k'}, {"pin-all", 0, 0, 'A'},
 		{"max-bandwidth", 1, 0, 'B'}, {"downtime-limit", 1, 0, 'D'},
 		{"auto-converge", 0, 0, 'a'}, {"timeout", 1, 0, 'w'}, {"json", 0, 0, 'j'},
-		{"dirty-tracker", 1, 0, 'y'}, {"plot", 1, 0, 'g'}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
+		{"dirty-tracker", 1, 0, 'y'}, {"plot", 1, 0, 'g'}, {"help", 0, 0, 'h'},
+		{"tls-psk", 1, 0, 'K'}, {"tls-x509", 1, 0, 'X'}, {0, 0, 0, 0}};
 	int c;
 
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -95,6 +101,8 @@ static int parse(int argc, char **argv, struct bench *b)
 		case 'w': b->timeout_s = v; break;
 		case 'j': b->json = true; break;
 		case 'g': b->plot = optarg; break;
+		case 'K': b->tls_psk = optarg; break;
+		case 'X': b->tls_x509 = optarg; break;
 		case 'y':
 			if (track_from_name(optarg, &b->g.tracker)) {
 				fprintf(stderr, "rdmig-bench: unknown dirty tracker %s\n", optarg);
@@ -161,9 +169,12 @@ static double process_cpu_s(void)
 	       (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
 }
 
-static int configure(rdmig_session *s, const struct bench *b)
+static int configure(rdmig_session *s, const struct bench *b, bool dest)
 {
 	int ret = 0;
+
+	if (bench_tls_apply(s, dest, b->tls_psk, b->tls_x509, b->host))
+		return -EINVAL;
 
 	ret |= rdmig_set_parameter(s, RDMIG_PARAM_CHANNELS, b->channels);
 	ret |= rdmig_set_parameter(s, RDMIG_PARAM_CHUNK_SIZE, b->chunk);
@@ -198,7 +209,7 @@ static int run_dest(const struct bench *b, int fd)
 	if (!ret)
 		ret = guest_add_blocks(g, s);
 	if (!ret)
-		ret = configure(s, b);
+		ret = configure(s, b, true);
 	snprintf(uri, sizeof(uri), "%s:%s:%u", b->transport, b->host, b->port);
 	if (!ret)
 		ret = rdmig_incoming(s, uri);
@@ -284,7 +295,7 @@ static int run_source(const struct bench *b, uint16_t port, int fd, pid_t child)
 	if (!ret)
 		ret = guest_add_blocks(g, s);
 	if (!ret)
-		ret = configure(s, b);
+		ret = configure(s, b, false);
 	if (!ret)
 		ret = guest_start_workload(g);
 	snprintf(uri, sizeof(uri), "%s:%s:%u", b->transport, b->host, port);
