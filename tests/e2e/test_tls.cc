@@ -343,6 +343,61 @@ TEST_F(Tls, TlsSourceAgainstPlaintextDestinationRefused)
 	EXPECT_NE(std::string::npos, err.find("no TLS set")) << err;
 }
 
+/* A raw connection to 127.0.0.1:port that stays silent; -1 on failure. */
+int SilentConnection(uint16_t port)
+{
+	sockaddr_in a{};
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	a.sin_family = AF_INET;
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	a.sin_port = htons(port);
+	if (fd >= 0 && connect(fd, (sockaddr *)&a, sizeof(a)) == 0)
+		return fd;
+	if (fd >= 0)
+		close(fd);
+	return -1;
+}
+
+TEST_F(Tls, SilentPeerDoesNotBlockTheListener)
+{
+	guest_cfg cfg = SmallGuest(4);
+	DestProcess dest;
+	dest.tls = DestPsk(kPskHex);
+	ASSERT_TRUE(dest.Spawn(cfg, TestHost()));
+	/* Connected first and never sends a ClientHello: the handshake waits alongside. */
+	int silent = SilentConnection(dest.port);
+	ASSERT_GE(silent, 0);
+	Source src;
+	ASSERT_TRUE(src.Create(cfg));
+	SourcePsk(src.s, kPskHex);
+	MigrateUnderLoad(src, dest, dest.Uri());
+	close(silent);
+}
+
+TEST_F(Tls, HandshakeHasADeadline)
+{
+	/* A listener that accepts (in the kernel) and never answers the ClientHello. */
+	sockaddr_in a{};
+	socklen_t len = sizeof(a);
+	int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	a.sin_family = AF_INET;
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	ASSERT_GE(lfd, 0);
+	ASSERT_EQ(0, bind(lfd, (sockaddr *)&a, sizeof(a)));
+	ASSERT_EQ(0, listen(lfd, 8));
+	ASSERT_EQ(0, getsockname(lfd, (sockaddr *)&a, &len));
+
+	Source src;
+	ASSERT_TRUE(src.Create(SmallGuest(0)));
+	SourcePsk(src.s, kPskHex);
+	ASSERT_EQ(0, rdmig_set_parameter(src.s, RDMIG_PARAM_PEER_TIMEOUT, 1000));
+	std::string err = MigrateRefused(src, "tcp:127.0.0.1:" + std::to_string(ntohs(a.sin_port)));
+	EXPECT_NE(std::string::npos, err.find("TLS handshake")) << err;
+	EXPECT_NE(std::string::npos, err.find("in time")) << err;
+	close(lfd);
+}
+
 /*
  * A tcp relay between source and destination: every connection it accepts is
  * joined to a new one to the destination, and the source -> destination bytes
