@@ -141,14 +141,14 @@ class Tls : public ::testing::Test {
 	std::string dir_, ca_, cert_, key_;
 };
 
-void SourcePsk(rdmig_session *s, const char *hex)
+void SourcePsk(rdmig_session *s, const char *hex, const char *identity = kPskId)
 {
 	std::string key = Unhex(hex);
 	rdmig_tls_opts o{};
 
 	o.size = sizeof(o);
 	o.creds = RDMIG_TLS_PSK;
-	o.psk_identity = kPskId;
+	o.psk_identity = identity;
 	o.psk_key = key.data();
 	o.psk_key_len = key.size();
 	ASSERT_EQ(0, rdmig_set_tls(s, &o)) << rdmig_last_error(s);
@@ -201,7 +201,6 @@ std::string MigrateRefused(Source &src, const std::string &uri)
 	EXPECT_EQ(0, rdmig_migrate(src.s, uri.c_str())) << rdmig_last_error(src.s);
 	EXPECT_EQ(0, rdmig_wait(src.s, 120000, &st));
 	EXPECT_EQ(RDMIG_STATUS_FAILED, st);
-	if (getenv("TLS_DEBUG")) fprintf(stderr, "SRC: %s\n", rdmig_last_error(src.s));
 	return rdmig_last_error(src.s);
 }
 
@@ -213,7 +212,6 @@ std::string DestRefusal(DestProcess &dest)
 	EXPECT_TRUE(dest.Result(&r, kRefusalWaitMs + 60000));
 	EXPECT_NE(RDMIG_STATUS_COMPLETED, r.status);
 	EXPECT_EQ(0u, r.starts) << "a refused source must not start the destination VM";
-	if (getenv("TLS_DEBUG")) fprintf(stderr, "DST: %s\n", r.error);
 	return r.error;
 }
 
@@ -257,6 +255,21 @@ TEST_F(Tls, WrongPskRefusedOnBothSides)
 	EXPECT_NE(std::string::npos, err.find("PSK")) << err;
 	err = DestRefusal(dest);
 	EXPECT_NE(std::string::npos, err.find("refused")) << err;
+	EXPECT_NE(std::string::npos, err.find("TLS")) << err;
+}
+
+TEST_F(Tls, UnknownPskIdentityRefused)
+{
+	guest_cfg cfg = SmallGuest(0);
+	DestProcess dest;
+	dest.tls = DestPsk(kPskHex);
+	ASSERT_TRUE(dest.Spawn(cfg, TestHost(), kRefusalWaitMs));
+	Source src;
+	ASSERT_TRUE(src.Create(cfg));
+	SourcePsk(src.s, kPskHex, "someone-else");
+	std::string err = MigrateRefused(src, dest.Uri());
+	EXPECT_NE(std::string::npos, err.find("PSK")) << err;
+	err = DestRefusal(dest);
 	EXPECT_NE(std::string::npos, err.find("TLS")) << err;
 }
 

@@ -130,6 +130,23 @@ void rdm_tcp_free(struct rdm_tcp *t)
 #define CTRL_INDEX UINT32_MAX /* open_channel(): the control socket */
 
 /*
+ * A TLS 1.3 server checks the client's certificate after the client is done
+ * with the handshake: a refusal then shows as an alert or a reset at the
+ * first send. Read the alert if it is there; say what a reset means if not.
+ */
+static void tls_refusal(struct rdm_tls_conn *tls, int ret, char *why, size_t whylen)
+{
+	uint8_t b;
+
+	if (rdm_tls_recv_nb(tls, &b, 1) < 0 && rdm_tls_rx_why(tls)[0])
+		snprintf(why, whylen, "refused after the TLS handshake: %s", rdm_tls_rx_why(tls));
+	else if (ret == -ECONNRESET || ret == -EPIPE)
+		snprintf(why, whylen, "the peer closed the connection right after the TLS "
+				      "handshake (it may not accept this side's certificate; its "
+				      "log says why)");
+}
+
+/*
  * One socket of the session: connected, tuned, TLS handshake done (with
  * TLS), hello sent. why: the reason when it is more than an errno.
  */
@@ -171,6 +188,8 @@ static int open_channel(struct rdm_tcp *t, const struct rdm_addr *a, unsigned in
 				   ctrl ? RDM_TCP_CHAN_CONTROL : 0, t->token);
 	if (!ret)
 		ret = rdm_tcp_io_send(fd, *tls, &iov, 1, t->timeout_ms);
+	if (ret && *tls)
+		tls_refusal(*tls, ret, why, whylen);
 	if (ret)
 		goto err_free_tls;
 	*out = fd;

@@ -4,6 +4,7 @@
  * steps for the listener, or bounded by a deadline for connect) and the
  * record I/O the control stream and the page path go through.
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <gnutls/x509.h>
 #include <poll.h>
@@ -61,6 +62,14 @@ static int pull_timeout(gnutls_transport_ptr_t p, unsigned int ms)
 	return poll(&pfd, 1, ms == GNUTLS_INDEFINITE_TIMEOUT ? -1 : (int)ms);
 }
 
+/* SNI carries DNS names only; an address is still checked against the certificate. */
+static bool is_ip(const char *host)
+{
+	struct in6_addr a;
+
+	return inet_pton(AF_INET, host, &a) == 1 || inet_pton(AF_INET6, host, &a) == 1;
+}
+
 int rdm_tls_conn_new(const struct rdm_tls *tls, int fd, struct rdm_tls_conn **out, char *err,
 		     size_t errlen)
 {
@@ -96,7 +105,7 @@ int rdm_tls_conn_new(const struct rdm_tls *tls, int fd, struct rdm_tls_conn **ou
 	} else if (!tls->psk) {
 		/* The CA check always; the name too when one was given. */
 		gnutls_session_set_verify_cert(c->s, tls->hostname, 0);
-		if (tls->hostname && tls->hostname[0] != '[' && !strchr(tls->hostname, ':'))
+		if (tls->hostname && !is_ip(tls->hostname))
 			(void)gnutls_server_name_set(c->s, GNUTLS_NAME_DNS, tls->hostname,
 						     strlen(tls->hostname));
 	}
@@ -400,11 +409,14 @@ int rdm_tls_send_all(struct rdm_tls_conn *c, struct iovec *iov, int iovcnt, int 
 
 int rdm_tls_recv_nb(struct rdm_tls_conn *c, void *buf, size_t len)
 {
+	unsigned tries = 0;
 	ssize_t n;
 
+	/* Non-fatal news (a warning alert, a TLS 1.2 renegotiation request) is skipped. */
 	do
 		n = gnutls_record_recv(c->s, buf, len);
-	while (n == GNUTLS_E_INTERRUPTED);
+	while (n == GNUTLS_E_INTERRUPTED ||
+	       (n < 0 && n != GNUTLS_E_AGAIN && !gnutls_error_is_fatal((int)n) && ++tries < 16));
 	if (n > 0)
 		return n > INT32_MAX ? INT32_MAX : (int)n;
 	if (n == 0)
