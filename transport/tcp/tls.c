@@ -18,6 +18,11 @@
 
 /* Small pieces of a frame (headers) are gathered into one record of this size. */
 #define REC_MAX 16384u
+/*
+ * GnuTLS pulls a record header, then its body: two recv() calls per 16 KiB.
+ * One recv() of up to this much feeds several records instead.
+ */
+#define RX_BUF (64u << 10)
 
 struct rdm_tls_conn {
 	gnutls_session_t s;
@@ -27,6 +32,9 @@ struct rdm_tls_conn {
 	int push_err; /* -errno of the last failed socket send / receive */
 	int pull_err;
 	char rx_why[128];
+	/* Received, not yet pulled by GnuTLS: only the receiving thread touches these. */
+	uint8_t *rbuf;
+	size_t roff, rlen;
 };
 
 static ssize_t push(gnutls_transport_ptr_t p, const giovec_t *iov, int iovcnt)
@@ -42,15 +50,30 @@ static ssize_t push(gnutls_transport_ptr_t p, const giovec_t *iov, int iovcnt)
 	return n;
 }
 
+/*
+ * E_AGAIN only when nothing is buffered here either, so a caller that polls
+ * the socket after E_AGAIN never sleeps on bytes already received.
+ */
 static ssize_t pull(gnutls_transport_ptr_t p, void *buf, size_t len)
 {
 	struct rdm_tls_conn *c = p;
-	ssize_t n = recv(c->fd, buf, len, MSG_DONTWAIT);
+	ssize_t n;
 
-	if (n < 0) {
-		c->pull_err = -errno;
-		gnutls_transport_set_errno(c->s, errno);
+	if (c->roff == c->rlen) {
+		n = recv(c->fd, c->rbuf, RX_BUF, MSG_DONTWAIT);
+		if (n <= 0) {
+			if (n < 0) {
+				c->pull_err = -errno;
+				gnutls_transport_set_errno(c->s, errno);
+			}
+			return n;
+		}
+		c->roff = 0;
+		c->rlen = (size_t)n;
 	}
+	n = (ssize_t)(len < c->rlen - c->roff ? len : c->rlen - c->roff);
+	memcpy(buf, c->rbuf + c->roff, (size_t)n);
+	c->roff += (size_t)n;
 	return n;
 }
 
@@ -59,6 +82,8 @@ static int pull_timeout(gnutls_transport_ptr_t p, unsigned int ms)
 	struct rdm_tls_conn *c = p;
 	struct pollfd pfd = { .fd = c->fd, .events = POLLIN };
 
+	if (c->roff < c->rlen)
+		return 1;
 	return poll(&pfd, 1, ms == GNUTLS_INDEFINITE_TIMEOUT ? -1 : (int)ms);
 }
 
@@ -85,6 +110,12 @@ int rdm_tls_conn_new(const struct rdm_tls *tls, int fd, struct rdm_tls_conn **ou
 	}
 	c->tls = tls;
 	c->fd = fd;
+	c->rbuf = malloc(RX_BUF);
+	if (!c->rbuf) {
+		free(c);
+		snprintf(err, errlen, "TLS: out of memory");
+		return -ENOMEM;
+	}
 	ret = gnutls_init(&c->s, flags);
 	if (ret)
 		goto err_free;
@@ -122,6 +153,7 @@ err_deinit:
 	gnutls_deinit(c->s);
 err_free:
 	snprintf(err, errlen, "TLS session: %s", gnutls_strerror(ret));
+	free(c->rbuf);
 	free(c);
 	return -ENOMEM;
 }
@@ -131,6 +163,7 @@ void rdm_tls_conn_free(struct rdm_tls_conn *c)
 	if (!c)
 		return;
 	gnutls_deinit(c->s);
+	free(c->rbuf);
 	free(c);
 }
 
