@@ -2,7 +2,8 @@
 # Side-by-side throughput on one link, in one run: the link's limit
 # (ib_write_bw -s 1048576), rdmig over rdma (on demand and pin-all, 1 and 4
 # queues), QEMU's own rdma and tcp migration of a paused guest of the same size
-# (bench/qemu-migrate.py), and rdmig over tcp, each moving the same random RAM.
+# (bench/qemu-migrate.py), and rdmig over tcp, each moving the same random RAM
+# (--host-tcp also with TLS, PSK and x509, when psktool and certtool are there).
 # Prints one table with each one's ratio to ib_write_bw and to QEMU, and the
 # raw results as JSON lines.
 #
@@ -43,7 +44,33 @@ if [ -z "$hosttcp" ] && [ -z "$dev" ]; then
 	dev=$(ibv_devices | awk 'NR > 2 {print $1; exit}')
 fi
 out=$(mktemp)
-trap 'rm -f "$out"' EXIT
+tls=$(mktemp -d)
+trap 'rm -rf "$out" "$tls"' EXIT
+
+# TLS credentials for the tcp+tls rows: a PSK and a CA with server and client certificates.
+make_tls() {
+	command -v psktool >/dev/null && command -v certtool >/dev/null || return 1
+	psktool -u rdmig -p "$tls/keys.psk" >/dev/null 2>&1 || return 1
+	printf 'cn = "compare CA"\nca\ncert_signing_key\nexpiration_days = 2\n' >"$tls/ca.tmpl"
+	printf 'cn = "%s"\nip_address = "%s"\ntls_www_server\nsigning_key\nencryption_key\nexpiration_days = 2\n' \
+		"$addr" "$addr" >"$tls/server.tmpl"
+	printf 'cn = "source"\ntls_www_client\nsigning_key\nencryption_key\nexpiration_days = 2\n' >"$tls/client.tmpl"
+	local k
+	for k in ca server client; do
+		certtool --generate-privkey --key-type=ecdsa --outfile "$tls/$k-key.pem" 2>/dev/null || return 1
+	done
+	certtool --generate-self-signed --load-privkey "$tls/ca-key.pem" --template "$tls/ca.tmpl" \
+		--outfile "$tls/ca-cert.pem" 2>/dev/null || return 1
+	for k in server client; do
+		certtool --generate-certificate --load-privkey "$tls/$k-key.pem" \
+			--load-ca-certificate "$tls/ca-cert.pem" --load-ca-privkey "$tls/ca-key.pem" \
+			--template "$tls/$k.tmpl" --outfile "$tls/$k-cert.pem" 2>/dev/null || return 1
+	done
+}
+havetls=
+if [ -n "$hosttcp" ] && make_tls; then
+	havetls=1
+fi
 
 link() {
 	# perftest prints Gb/s with --report_gbits: no doubt about MB units.
@@ -74,6 +101,12 @@ for _ in $(seq "$runs"); do
 		qemu_row tcp
 		rdmig "rdmig tcp 1ch" --transport tcp --host "$addr" --channels 1
 		rdmig "rdmig tcp 2ch" --transport tcp --host "$addr" --channels 2
+		if [ -n "$havetls" ]; then
+			rdmig "rdmig tcp+tls psk 2ch" --transport tcp --host "$addr" --channels 2 \
+				--tls-psk "$tls/keys.psk"
+			rdmig "rdmig tcp+tls x509 2ch" --transport tcp --host "$addr" --channels 2 \
+				--tls-x509 "$tls"
+		fi
 		continue
 	fi
 	link

@@ -18,12 +18,14 @@
 #include "guest.h"
 #include "plot.h"
 #include "report.h"
+#include "tls.h"
 
 #define MAX_BLOCKS 4096
 
 struct bench {
 	struct guest_cfg g;
 	const char *transport, *host, *role, *pattern, *plot;
+	const char *tls_psk, *tls_x509; /* --tls-psk FILE, --tls-x509 DIR */
 	unsigned port;
 	unsigned channels;
 	uint64_t chunk, max_bw, downtime, timeout_s;
@@ -62,6 +64,9 @@ static void usage(FILE *f)
 		"  --secret-file PATH        authenticate with the secret in PATH (16..1024 bytes),\n"
 		"                            the same file on both sides; --role both: a random one\n"
 		"  --uuid UUID               the VM's uuid; the destination refuses another (validate-uuid)\n"
+		"  --tls-psk FILE            TLS with a PSK (FILE: IDENTITY:HEXKEY, as psktool writes)\n"
+		"  --tls-x509 DIR            TLS with certificates (ca-cert.pem, server-*.pem,\n"
+		"                            client-*.pem as QEMU's tls-creds-x509 lays them out)\n"
 		"  --json                    print the report as JSON\n"
 		"  --plot FILE.png           throughput and bytes remaining per iteration (gnuplot)\n");
 }
@@ -117,7 +122,8 @@ static int parse(int argc, char **argv, struct bench *b)
 		{"max-bandwidth", 1, 0, 'B'}, {"downtime-limit", 1, 0, 'D'},
 		{"auto-converge", 0, 0, 'a'}, {"timeout", 1, 0, 'w'}, {"json", 0, 0, 'j'},
 		{"dirty-tracker", 1, 0, 'y'}, {"plot", 1, 0, 'g'}, {"secret-file", 1, 0, 'S'},
-		{"uuid", 1, 0, 'U'}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
+		{"uuid", 1, 0, 'U'}, {"tls-psk", 1, 0, 'K'}, {"tls-x509", 1, 0, 'X'},
+		{"help", 0, 0, 'h'}, {0, 0, 0, 0}};
 	int c;
 
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -156,6 +162,8 @@ static int parse(int argc, char **argv, struct bench *b)
 			}
 			b->has_uuid = true;
 			break;
+		case 'K': b->tls_psk = optarg; break;
+		case 'X': b->tls_x509 = optarg; break;
 		case 'y':
 			if (track_from_name(optarg, &b->g.tracker)) {
 				fprintf(stderr, "rdmig-bench: unknown dirty tracker %s\n", optarg);
@@ -222,9 +230,12 @@ static double process_cpu_s(void)
 	       (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
 }
 
-static int configure(rdmig_session *s, const struct bench *b)
+static int configure(rdmig_session *s, const struct bench *b, bool dest)
 {
 	int ret = 0;
+
+	if (bench_tls_apply(s, dest, b->tls_psk, b->tls_x509, b->host))
+		return -EINVAL;
 
 	ret |= rdmig_set_parameter(s, RDMIG_PARAM_CHANNELS, b->channels);
 	ret |= rdmig_set_parameter(s, RDMIG_PARAM_CHUNK_SIZE, b->chunk);
@@ -263,7 +274,7 @@ static int run_dest(const struct bench *b, int fd)
 	if (!ret)
 		ret = guest_add_blocks(g, s);
 	if (!ret)
-		ret = configure(s, b);
+		ret = configure(s, b, true);
 	/* The destination checks the VM it takes in. */
 	if (!ret && b->has_uuid)
 		ret = rdmig_set_capability(s, RDMIG_CAP_VALIDATE_UUID, true);
@@ -352,7 +363,7 @@ static int run_source(const struct bench *b, uint16_t port, int fd, pid_t child)
 	if (!ret)
 		ret = guest_add_blocks(g, s);
 	if (!ret)
-		ret = configure(s, b);
+		ret = configure(s, b, false);
 	if (!ret)
 		ret = guest_start_workload(g);
 	snprintf(uri, sizeof(uri), "%s:%s:%u", b->transport, b->host, port);

@@ -216,6 +216,7 @@ void rdmig_session_destroy(rdmig_session *s)
 		free(s->blocks[i].dirty);
 	free(s->blocks);
 	explicit_bzero(s->secret, sizeof(s->secret));
+	rdm_tls_free(s->tls);
 	pthread_cond_destroy(&s->cond);
 	pthread_mutex_destroy(&s->lock);
 	free(s);
@@ -648,6 +649,13 @@ int rdm_session_begin(struct rdmig_session *s, enum rdmig_role want, const char 
 		rdm_set_api_error(s, "bad URI '%s': %s", uri, err);
 		return ret;
 	}
+	if (s->tls && s->addr.scheme != RDM_SCHEME_TCP) {
+		rdm_set_api_error(s, "TLS is set, but '%s' is not tcp: the rdma data path cannot "
+				     "be encrypted (the NIC writes guest memory directly); use a "
+				     "tcp: URI or turn TLS off",
+				  uri);
+		return -ENOTSUP;
+	}
 	s->ops = rdm_tp_lookup(s->addr.scheme);
 	if (!s->ops) {
 		rdm_set_api_error(s, "transport for '%s' is not available in this build", uri);
@@ -666,6 +674,7 @@ void rdm_session_tp_opts(const struct rdmig_session *s, struct rdm_tp_opts *o)
 		.secret = s->secret_len ? s->secret : NULL,
 		.secret_len = s->secret_len,
 	};
+	o->tls = s->tls;
 }
 
 int rdm_session_set_blocks(struct rdmig_session *s)

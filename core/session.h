@@ -64,6 +64,7 @@ struct rdmig_session {
 	struct rdm_tp_listener *listener;
 	struct rdm_tp *tp;
 	uint16_t port;
+	struct rdm_tls *tls; /* rdmig_set_tls(): tcp credentials, NULL: plaintext */
 
 	/* Source: return-path state, guarded by lock. */
 	uint64_t acked_seq;

@@ -69,7 +69,33 @@ struct rdm_tp_opts {
 	 */
 	const uint8_t *secret;
 	size_t secret_len;
+	/* tcp: TLS on every socket (NULL: plaintext); owned by the caller, alive as long as the transport. */
+	const struct rdm_tls *tls;
 };
+
+/*
+ * TLS credentials for the tcp transport (transport/tcp/tls_creds.c), loaded
+ * once and shared by every socket of a session. x509 (psk == false): the
+ * server needs cert_file + key_file, and ca_file when verify_peer; the client
+ * needs ca_file (the server's certificate is always verified, and its name too
+ * when hostname is set) and cert_file + key_file when the server asks for
+ * one. PSK: identity and key, the same on both sides.
+ */
+struct rdm_tls_cfg {
+	bool psk;
+	const char *ca_file, *cert_file, *key_file;
+	const char *hostname; /* client: the name the server's certificate must carry */
+	bool verify_peer;     /* server: require a client certificate signed by ca_file */
+	const char *psk_identity;
+	const uint8_t *psk_key;
+	size_t psk_key_len;
+	const char *priority; /* GnuTLS priority string; NULL: the default */
+};
+struct rdm_tls;
+/* Loads and checks the credentials (files read now); -errno with a reason in err. */
+int rdm_tls_new(const struct rdm_tls_cfg *c, bool server, struct rdm_tls **out, char *err,
+		size_t errlen);
+void rdm_tls_free(struct rdm_tls *t);
 
 struct rdm_tp_block {
 	const char *name;

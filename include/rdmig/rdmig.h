@@ -226,6 +226,49 @@ int rdmig_query(rdmig_session *s, struct rdmig_stats *st);
 const char *rdmig_last_error(rdmig_session *s);
 const char *rdmig_status_name(enum rdmig_status st);
 
+/*
+ * TLS on every tcp socket of the session (control and data channels), like
+ * QEMU's tls-creds-x509 / tls-creds-psk: the handshake runs right after each
+ * connect/accept, before anything of the migration is exchanged, and all RAM,
+ * device state and control messages then go through it. Both sides must set
+ * the same kind; a side without TLS is refused by a side with it.
+ *
+ * x509: the destination needs cert_file + key_file (PEM) and, with
+ * verify_peer, ca_file to check the source's certificate, which the source
+ * then must present (cert_file + key_file). The source always checks the
+ * destination's certificate against ca_file, and its name against hostname
+ * when that is set (a DNS name or an IP literal).
+ * PSK: the same identity and key (16..512 bytes) on both sides.
+ *
+ * rdma URIs are refused while TLS is set (-ENOTSUP): the NIC writes guest
+ * memory directly and the RDMA data path cannot be encrypted.
+ */
+enum rdmig_tls_creds {
+	RDMIG_TLS_X509 = 1,
+	RDMIG_TLS_PSK = 2,
+};
+
+struct rdmig_tls_opts {
+	size_t size; /* sizeof(struct rdmig_tls_opts) */
+	enum rdmig_tls_creds creds;
+	const char *ca_file;   /* x509: trusted CA certificates */
+	const char *cert_file; /* x509: this side's certificate chain */
+	const char *key_file;  /* x509: its private key */
+	const char *hostname;  /* x509, source: the name the destination's certificate must carry */
+	bool verify_peer;      /* x509, destination: require a client certificate */
+	const char *psk_identity; /* PSK */
+	const void *psk_key;      /* PSK: raw key bytes */
+	size_t psk_key_len;
+	const char *priority;  /* GnuTLS priority string; NULL: GnuTLS's "NORMAL" (+PSK) */
+};
+
+/*
+ * Loads and checks the credentials now (a missing or bad file is an error
+ * here); the strings and key are copied. NULL turns TLS off. -EBUSY during a
+ * migration.
+ */
+int rdmig_set_tls(rdmig_session *s, const struct rdmig_tls_opts *o);
+
 /* Device state streams, valid inside save_state/load_state only. */
 int rdmig_write(rdmig_writer *w, const void *buf, size_t len);
 /* Reads up to len bytes; returns the count, 0 at the end of the stream, or -errno. */

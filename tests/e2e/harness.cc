@@ -174,6 +174,41 @@ static void child_report(rdmig_session *s, guest *g, enum rdmig_status st, PeerR
 	r->ram_transferred = stats.ram_transferred;
 }
 
+/* The destination's TLS from DestProcess::tls (passed in the environment). */
+static int dest_tls(rdmig_session *s)
+{
+	const char *spec = getenv("RDMIG_TEST_DEST_TLS");
+	rdmig_tls_opts o{};
+	std::string f[5];
+	std::string key;
+	unsigned n = 0;
+
+	if (!spec || !*spec)
+		return 0;
+	for (const char *p = spec; *p && n < 5; p++) {
+		if (*p == ':')
+			n++;
+		else
+			f[n] += *p;
+	}
+	o.size = sizeof(o);
+	if (!strncmp(spec, "psk:", 4)) {
+		o.creds = RDMIG_TLS_PSK;
+		o.psk_identity = f[1].c_str();
+		for (size_t i = 0; i + 1 < f[2].size(); i += 2)
+			key += (char)strtoul(f[2].substr(i, 2).c_str(), nullptr, 16);
+		o.psk_key = key.data();
+		o.psk_key_len = key.size();
+	} else {
+		o.creds = RDMIG_TLS_X509;
+		o.ca_file = f[1].empty() ? nullptr : f[1].c_str();
+		o.cert_file = f[2].c_str();
+		o.key_file = f[3].c_str();
+		o.verify_peer = f[4] == "1";
+	}
+	return rdmig_set_tls(s, &o);
+}
+
 /* The child: a destination VMM in miniature. */
 static void dest_child(int fd, const guest_cfg &cfg, const std::string &uri, int wait_ms,
 		       const ChildOpts &o)
@@ -199,6 +234,10 @@ static void dest_child(int fd, const guest_cfg &cfg, const std::string &uri, int
 		_exit(2);
 	if (o.peer_timeout_ms && rdmig_set_parameter(s, RDMIG_PARAM_PEER_TIMEOUT, o.peer_timeout_ms))
 		_exit(2);
+	if (dest_tls(s)) {
+		fprintf(stderr, "dest: TLS: %s\n", rdmig_last_error(s));
+		_exit(2);
+	}
 	if (rdmig_incoming(s, uri.c_str()) || rdmig_incoming_port(s, &port)) {
 		fprintf(stderr, "dest: incoming %s: %s\n", uri.c_str(), rdmig_last_error(s));
 		_exit(2);
@@ -351,6 +390,10 @@ bool DestProcess::Spawn(const guest_cfg &cfg, const std::string &host, const Chi
 		       validate_uuid ? to_hex(uuid.data(), uuid.size()).c_str() : "", 1);
 		setenv("RDMIG_TEST_DEST_PEER_TIMEOUT",
 		       peer_timeout_ms > 0 ? std::to_string(peer_timeout_ms).c_str() : "", 1);
+		if (tls.empty())
+			unsetenv("RDMIG_TEST_DEST_TLS");
+		else
+			setenv("RDMIG_TEST_DEST_TLS", tls.c_str(), 1);
 		execl("/proc/self/exe", "e2e-dest", "--dest-child", fd.c_str(), hex.c_str(),
 		      uri.c_str(), wait.c_str(), ohex.c_str(), (char *)nullptr);
 		_exit(127);

@@ -76,6 +76,11 @@ class DestProcess {
 	std::string uuid; /* 16 bytes, or empty */
 	bool validate_uuid = false;
 	int peer_timeout_ms = 0; /* 0: the default */
+	/*
+	 * TLS for the destination, set before Spawn(): "" (none),
+	 * "psk:IDENTITY:HEXKEY" or "x509:CA:CERT:KEY:VERIFY_PEER(0|1)".
+	 */
+	std::string tls;
 
       private:
 	int fd_ = -1;

@@ -50,7 +50,8 @@ const CommitCase kCases[] = {
 	/* DONE lost: the destination runs; the source must not. */
 	{"DoneLost", "", "dst-before-done", kUnknown, kDone, kDone, "", false},
 	/* A cancel before GO wins on either side: the source runs. */
-	{"SourceCancelsBeforeGo", "src-cancel-wait-ready", "", kCancelled, kCancelled, kCancelled, "", false},
+	/* The source's ERROR may land while the destination sends READY: it fails instead, not running. */
+	{"SourceCancelsBeforeGo", "src-cancel-wait-ready", "", kCancelled, kCancelled, kFailed, "", false},
 	{"DestinationCancelsBeforeGo", "", "dst-cancel-wait-go", kFailed, kCancelled, kCancelled, "", false},
 	/* After GO the source's cancel is refused (-EBUSY) and the migration completes. */
 	{"SourceCancelAfterGoRefused", "src-cancel-after-go", "", kDone, kDone, kDone, "", false},

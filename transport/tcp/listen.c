@@ -30,6 +30,9 @@
 
 struct pending {
 	int fd;
+	struct rdm_tls_conn *tls; /* opts.tls: the handshake comes before the hello */
+	bool tls_up;              /* handshake done */
+	short tls_events;         /* what the handshake waits for */
 	int64_t deadline;
 	size_t got;
 	uint8_t buf[HELLO_MAX];
@@ -43,6 +46,7 @@ struct session {
 	unsigned count, have;
 	int ctrl_fd;
 	int *data_fd; /* count entries, -1 until that index arrives */
+	struct rdm_tls_conn *ctrl_tls, **data_tls; /* with TLS: each fd's session */
 	int64_t deadline;
 	char peer[PEER_LEN];
 };
@@ -84,6 +88,10 @@ static void note_refusal(struct rdm_tcp_listener *l, const char *peer, const cha
 
 static void session_drop(struct session *s)
 {
+	rdm_tls_conn_free(s->ctrl_tls);
+	for (unsigned i = 0; s->data_tls && i < s->count; i++)
+		rdm_tls_conn_free(s->data_tls[i]);
+	free(s->data_tls);
 	if (s->ctrl_fd >= 0)
 		close(s->ctrl_fd);
 	for (unsigned i = 0; s->data_fd && i < s->count; i++)
@@ -116,6 +124,14 @@ static int session_start(struct rdm_tcp_listener *l, struct session *s,
 	s->data_fd = malloc(c->count * sizeof(*s->data_fd));
 	if (!s->data_fd)
 		return -ENOMEM;
+	if (l->opts.tls) {
+		s->data_tls = calloc(c->count, sizeof(*s->data_tls));
+		if (!s->data_tls) {
+			free(s->data_fd);
+			s->data_fd = NULL;
+			return -ENOMEM;
+		}
+	}
 	for (unsigned i = 0; i < c->count; i++)
 		s->data_fd[i] = -1;
 	s->active = true;
@@ -131,6 +147,8 @@ static int session_start(struct rdm_tcp_listener *l, struct session *s,
 static void pend_refuse(struct rdm_tcp_listener *l, struct pending *p, const char *why)
 {
 	note_refusal(l, p->peer, "%s", why);
+	rdm_tls_conn_free(p->tls);
+	p->tls = NULL;
 	close(p->fd);
 	p->fd = -1;
 }
@@ -197,8 +215,8 @@ static const char *proof_check(const struct rdm_tcp_listener *l, const struct pe
 	return why;
 }
 
-/* Best effort, never blocking: a refused connector learns why before the close. */
-static void tell(int fd, const char *why)
+/* Best effort, hardly blocking: a refused connector learns why before the close. */
+static void tell(const struct pending *p, const char *why)
 {
 	struct rdm_msg m = { .type = RDM_MSG_ERROR };
 	uint8_t buf[RDM_HDR_LEN + 6 + RDM_ERRMSG_MAX];
@@ -206,8 +224,14 @@ static void tell(int fd, const char *why)
 
 	m.u.error.code = -EACCES;
 	snprintf(m.u.error.text, sizeof(m.u.error.text), "%s", why);
-	if (!rdm_msg_encode(&m, buf, sizeof(buf), &len))
-		(void)!send(fd, buf, len, MSG_DONTWAIT | MSG_NOSIGNAL);
+	if (rdm_msg_encode(&m, buf, sizeof(buf), &len))
+		return;
+	if (p->tls) {
+		struct iovec iov = { buf, len };
+
+		(void)rdm_tls_send_all(p->tls, &iov, 1, 100);
+	} else
+		(void)!send(p->fd, buf, len, MSG_DONTWAIT | MSG_NOSIGNAL);
 }
 
 /*
@@ -224,7 +248,7 @@ static void pend_join(struct rdm_tcp_listener *l, struct pending *p, const struc
 
 	bad = proof_check(l, p, c, why, sizeof(why));
 	if (bad) {
-		tell(p->fd, bad);
+		tell(p, bad);
 		pend_refuse(l, p, bad);
 		return;
 	}
@@ -245,11 +269,15 @@ static void pend_join(struct rdm_tcp_listener *l, struct pending *p, const struc
 	}
 	if (ctrl) {
 		s->ctrl_fd = p->fd;
+		s->ctrl_tls = p->tls;
 	} else {
 		s->data_fd[c->index] = p->fd;
+		if (s->data_tls)
+			s->data_tls[c->index] = p->tls;
 		s->have++;
 	}
 	p->fd = -1;
+	p->tls = NULL;
 }
 
 /* Why p's bytes so far cannot be a hello, or NULL; m is set once all are in. */
@@ -264,8 +292,11 @@ static const char *hello_check(const struct pending *p, struct rdm_msg *m, char 
 	/* The header alone tells a stranger (HTTP, a port scan) from a peer. */
 	ret = rdm_hdr_decode(p->buf, RDM_HDR_LEN, &type, &plen);
 	if (ret || type != RDM_MSG_CHANNEL || RDM_HDR_LEN + plen != RDM_TCP_HELLO_LEN) {
-		snprintf(why, len, "not an rdmig channel hello (first bytes %02x%02x%02x%02x)",
-			 p->buf[0], p->buf[1], p->buf[2], p->buf[3]);
+		snprintf(why, len, "not an rdmig channel hello (first bytes %02x%02x%02x%02x)%s",
+			 p->buf[0], p->buf[1], p->buf[2], p->buf[3],
+			 p->buf[0] == 0x16 && p->buf[1] == 0x03
+				 ? ": a TLS handshake, but this listener has no TLS set"
+				 : "");
 		return why;
 	}
 	if (p->got < RDM_TCP_HELLO_LEN)
@@ -291,6 +322,26 @@ static size_t pend_want(const struct pending *p)
 	return RDM_TCP_HELLO_LEN;
 }
 
+/* With TLS: one handshake step; false while p waits (or was refused). */
+static bool pend_tls_up(struct rdm_tcp_listener *l, struct pending *p)
+{
+	char why[RDM_TP_ERRLEN - PEER_LEN - 2];
+	int ret;
+
+	if (!p->tls || p->tls_up)
+		return true;
+	ret = rdm_tls_handshake_step(p->tls, &p->tls_events, why, sizeof(why));
+	if (ret == -EAGAIN)
+		return false;
+	if (ret) {
+		pend_refuse(l, p, why);
+		return false;
+	}
+	p->tls_up = true;
+	p->tls_events = POLLIN;
+	return true;
+}
+
 /* Reads what has arrived of p's hello; refuses p as soon as it cannot be one. */
 static void pend_read(struct rdm_tcp_listener *l, struct pending *p)
 {
@@ -300,8 +351,17 @@ static void pend_read(struct rdm_tcp_listener *l, struct pending *p)
 	ssize_t n;
 	int ret;
 
-	n = recv(p->fd, p->buf + p->got, pend_want(p) - p->got, MSG_DONTWAIT);
-	ret = rdm_tcp_sys(n);
+	if (!pend_tls_up(l, p))
+		return;
+	/* With TLS the hello may have come with the handshake: read until E_AGAIN. */
+	if (p->tls) {
+		ret = rdm_tls_recv_nb(p->tls, p->buf + p->got, pend_want(p) - p->got);
+		n = ret == -ECONNRESET ? 0 : ret;
+		ret = (int)n;
+	} else {
+		n = recv(p->fd, p->buf + p->got, pend_want(p) - p->got, MSG_DONTWAIT);
+		ret = rdm_tcp_sys(n);
+	}
 	if (ret == -EAGAIN || ret == -EINTR)
 		return;
 	if (ret < 0) {
@@ -318,6 +378,8 @@ static void pend_read(struct rdm_tcp_listener *l, struct pending *p)
 		pend_refuse(l, p, bad);
 	else if (p->got >= RDM_TCP_HELLO_LEN && p->got == pend_want(p))
 		pend_join(l, p, &m.u.channel);
+	else if (p->tls)
+		pend_read(l, p); /* GnuTLS may hold more than the socket shows */
 }
 
 /* Accepts what is queued on the listening socket into pend[]. */
@@ -336,8 +398,17 @@ static int accept_new(struct rdm_tcp_listener *l)
 		p = &l->pend[l->npend++];
 		memset(p, 0, sizeof(*p));
 		p->fd = fd;
+		p->tls_events = POLLIN;
 		p->deadline = rdm_tcp_now_ms() + l->timeout_ms;
 		rdm_tcp_peer_name(fd, p->peer, sizeof(p->peer));
+		if (l->opts.tls) {
+			char why[RDM_TP_ERRLEN - PEER_LEN - 2];
+
+			if (rdm_tls_conn_new(l->opts.tls, fd, &p->tls, why, sizeof(why))) {
+				pend_refuse(l, p, why);
+				l->npend--;
+			}
+		}
 	}
 	return 0;
 }
@@ -386,7 +457,8 @@ static int64_t expire(struct rdm_tcp_listener *l, int64_t deadline)
 
 /* The assembled session becomes a destination rdm_tp; the ack tells the connector. */
 static int session_finish(struct rdm_tcp_listener *l, struct session *s, struct rdm_tcp **out)
-{	uint8_t ack[RDM_TCP_HELLO_LEN];
+{
+	uint8_t ack[RDM_TCP_HELLO_LEN];
 	struct iovec iov = { ack, sizeof(ack) };
 	struct rdm_tcp *t;
 	int ret;
@@ -397,13 +469,17 @@ static int session_finish(struct rdm_tcp_listener *l, struct session *s, struct 
 	ret = rdm_tcp_hello_encode(ack, 0, s->count, RDM_TCP_CHAN_CONTROL | RDM_TCP_CHAN_ACK,
 				   s->token);
 	if (!ret)
-		ret = rdm_tcp_send_all(s->ctrl_fd, &iov, 1, l->timeout_ms);
+		ret = rdm_tcp_io_send(s->ctrl_fd, s->ctrl_tls, &iov, 1, l->timeout_ms);
 	if (ret)
 		goto err_free_tp;
 	t->ctrl_fd = s->ctrl_fd;
-	for (unsigned i = 0; i < s->count; i++)
+	t->ctrl_tls = s->ctrl_tls;
+	for (unsigned i = 0; i < s->count; i++) {
 		t->chan[i].fd = s->data_fd[i];
+		t->chan[i].tls = s->data_tls ? s->data_tls[i] : NULL;
+	}
 	free(s->data_fd);
+	free(s->data_tls);
 	memset(s, 0, sizeof(*s));
 	s->ctrl_fd = -1;
 	*out = t;
@@ -488,7 +564,8 @@ int rdm_tcp_accept(struct rdm_tp_listener *lp, int timeout_ms, struct rdm_tp **o
 					       .events = POLLIN };
 		first_pend = npfd;
 		for (i = 0; i < l->npend; i++)
-			pfd[npfd++] = (struct pollfd){ .fd = l->pend[i].fd, .events = POLLIN };
+			pfd[npfd++] = (struct pollfd){ .fd = l->pend[i].fd,
+						       .events = l->pend[i].tls_events };
 		first_sess = npfd;
 		npfd += session_pollfds(l, pfd + npfd, owner + npfd);
 
@@ -652,8 +729,10 @@ void rdm_tcp_listener_close(struct rdm_tp_listener *lp)
 
 	if (!l)
 		return;
-	for (unsigned i = 0; i < l->npend; i++)
+	for (unsigned i = 0; i < l->npend; i++) {
+		rdm_tls_conn_free(l->pend[i].tls);
 		close(l->pend[i].fd);
+	}
 	for (unsigned i = 0; i < MAX_SESSIONS; i++)
 		session_drop(&l->sess[i]);
 	close(l->fd);

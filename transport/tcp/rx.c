@@ -43,8 +43,11 @@ static int rx_stop(struct rdm_tcp_chan *ch, bool violation, int ret, const char 
 static int rx_read(struct rdm_tcp_chan *ch, void *buf, size_t len, const char *what)
 {
 	size_t got = 0;
-	int ret = rdm_tcp_recv_all(ch->fd, buf, len, &got, RDM_TCP_NO_DEADLINE);
+	int ret = rdm_tcp_io_recv(ch->fd, ch->tls, buf, len, &got, RDM_TCP_NO_DEADLINE);
 
+	if (ret && ret != -ECONNRESET && rdm_tls_rx_why(ch->tls)[0])
+		return rx_stop(ch, false, ret, "data channel %u: receiving %s: %s", ch->index, what,
+			       rdm_tls_rx_why(ch->tls));
 	if (ret == -ECONNRESET)
 		return rx_stop(ch, false, ret, "data channel %u: peer closed the connection%s%s",
 			       ch->index, got ? " in the middle of " : "", got ? what : "");

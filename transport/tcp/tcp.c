@@ -60,6 +60,7 @@ int rdm_tcp_new(enum rdm_tcp_role role, const struct rdm_tp_opts *o, unsigned nc
 		goto err_free_t;
 	t->base.ops = &rdm_tcp_ops;
 	t->role = role;
+	t->tls_creds = o->tls;
 	t->timeout_ms = rdm_tcp_eff_timeout(o->timeout_ms);
 	t->chunk_size = o->chunk_size;
 	t->token = token;
@@ -109,10 +110,12 @@ void rdm_tcp_free(struct rdm_tcp *t)
 	unsigned i;
 
 	for (i = 0; i < t->nchan; i++) {
+		rdm_tls_conn_free(t->chan[i].tls);
 		if (t->chan[i].fd >= 0)
 			close(t->chan[i].fd);
 		pthread_mutex_destroy(&t->chan[i].tx_lock);
 	}
+	rdm_tls_conn_free(t->ctrl_tls);
 	if (t->ctrl_fd >= 0)
 		close(t->ctrl_fd);
 	pthread_cond_destroy(&t->cond);
@@ -127,9 +130,30 @@ void rdm_tcp_free(struct rdm_tcp *t)
 
 #define CTRL_INDEX UINT32_MAX /* open_channel(): the control socket */
 
-/* One socket of the session: connected, tuned, hello sent. */
+/*
+ * A TLS 1.3 server checks the client's certificate after the client is done
+ * with the handshake: a refusal then shows as an alert or a reset at the
+ * first send. Read the alert if it is there; say what a reset means if not.
+ */
+static void tls_refusal(struct rdm_tls_conn *tls, int ret, char *why, size_t whylen)
+{
+	uint8_t b;
+
+	if (rdm_tls_recv_nb(tls, &b, 1) < 0 && rdm_tls_rx_why(tls)[0])
+		snprintf(why, whylen, "refused after the TLS handshake: %s", rdm_tls_rx_why(tls));
+	else if (ret == -ECONNRESET || ret == -EPIPE)
+		snprintf(why, whylen, "the peer closed the connection right after the TLS "
+				      "handshake (it may not accept this side's certificate; its "
+				      "log says why)");
+}
+
+/*
+ * One socket of the session: connected, tuned, TLS handshake done (with
+ * TLS), hello sent. why: the reason when it is more than an errno.
+ */
 static int open_channel(struct rdm_tcp *t, const struct rdm_addr *a, unsigned index,
-			int64_t deadline, int *out, char *what, size_t whatlen)
+			int64_t deadline, int *out, struct rdm_tls_conn **tls, char *what,
+			size_t whatlen, char *why, size_t whylen)
 {
 	bool ctrl = index == CTRL_INDEX;
 	uint16_t flags = (ctrl ? RDM_TCP_CHAN_CONTROL : 0) | (t->secret ? RDM_TCP_CHAN_PROOF : 0);
@@ -155,6 +179,13 @@ static int open_channel(struct rdm_tcp *t, const struct rdm_addr *a, unsigned in
 		ret = rdm_tcp_set_nodelay(fd);
 	if (ret)
 		goto err_close_fd;
+	if (t->tls_creds) {
+		ret = rdm_tls_conn_new(t->tls_creds, fd, tls, why, whylen);
+		if (!ret)
+			ret = rdm_tls_handshake(*tls, deadline, why, whylen);
+		if (ret)
+			goto err_free_tls;
+	}
 	ret = rdm_tcp_hello_encode(hello, ctrl ? 0 : index, t->nchan, flags, t->token);
 	if (!ret && t->secret) {
 		struct rdm_channel c = { RDM_WIRE_MAGIC, RDM_WIRE_VERSION, (uint16_t)(ctrl ? 0 : index),
@@ -165,12 +196,17 @@ static int open_channel(struct rdm_tcp *t, const struct rdm_addr *a, unsigned in
 		iov.iov_len += RDM_CHAN_PROOF_FRAME;
 	}
 	if (!ret)
-		ret = rdm_tcp_send_all(fd, &iov, 1, t->timeout_ms);
+		ret = rdm_tcp_io_send(fd, *tls, &iov, 1, t->timeout_ms);
+	if (ret && *tls)
+		tls_refusal(*tls, ret, why, whylen);
 	if (ret)
-		goto err_close_fd;
+		goto err_free_tls;
 	*out = fd;
 	return 0;
 
+err_free_tls:
+	rdm_tls_conn_free(*tls);
+	*tls = NULL;
 err_close_fd:
 	close(fd);
 	return ret;
@@ -189,17 +225,20 @@ static int wait_ack(struct rdm_tcp *t, int64_t deadline)
 	size_t got = 0;
 	int ret;
 
-	ret = rdm_tcp_recv_all(t->ctrl_fd, buf, RDM_HDR_LEN, &got, deadline);
+	ret = rdm_tcp_io_recv(t->ctrl_fd, t->ctrl_tls, buf, RDM_HDR_LEN, &got, deadline);
 	if (!ret && (rdm_hdr_decode(buf, RDM_HDR_LEN, &type, &plen) ||
 		     (type != RDM_MSG_CHANNEL && type != RDM_MSG_ERROR) ||
 		     plen > sizeof(buf) - RDM_HDR_LEN))
 		return rdm_tcp_err(t, -EPROTO, "bad session accept from the listener");
 	if (!ret)
-		ret = rdm_tcp_recv_all(t->ctrl_fd, buf, RDM_HDR_LEN + plen, &got, deadline);
+		ret = rdm_tcp_io_recv(t->ctrl_fd, t->ctrl_tls, buf, RDM_HDR_LEN + plen, &got,
+				      deadline);
+	if (ret && rdm_tls_rx_why(t->ctrl_tls)[0])
+		return rdm_tcp_err(t, ret, "session refused: %s", rdm_tls_rx_why(t->ctrl_tls));
 	if (ret == -ECONNRESET)
 		return rdm_tcp_err(t, -ECONNREFUSED,
 				   "session refused by the listener (closed before accepting; "
-				   "its log says why)");
+				   "its log says why: e.g. TLS set on one side only)");
 	if (ret == -ETIMEDOUT)
 		return rdm_tcp_err(t, ret, "listener did not accept the session in %d ms",
 				   t->timeout_ms);
@@ -220,7 +259,7 @@ static int tcp_connect(const struct rdm_addr *a, const struct rdm_tp_opts *o,
 		       struct rdm_tp **out, char *err, size_t errlen)
 {
 	struct rdm_tcp *t;
-	char what[300];
+	char what[300], why[RDM_TP_ERRLEN] = "";
 	uint64_t token = 0;
 	int64_t deadline;
 	unsigned i;
@@ -249,12 +288,14 @@ static int tcp_connect(const struct rdm_addr *a, const struct rdm_tp_opts *o,
 	}
 	deadline = rdm_tcp_deadline(t->timeout_ms);
 
-	ret = open_channel(t, a, CTRL_INDEX, deadline, &t->ctrl_fd, what, sizeof(what));
+	ret = open_channel(t, a, CTRL_INDEX, deadline, &t->ctrl_fd, &t->ctrl_tls, what,
+			   sizeof(what), why, sizeof(why));
 	for (i = 0; !ret && i < t->nchan; i++)
-		ret = open_channel(t, a, i, deadline, &t->chan[i].fd, what, sizeof(what));
+		ret = open_channel(t, a, i, deadline, &t->chan[i].fd, &t->chan[i].tls, what,
+				   sizeof(what), why, sizeof(why));
 	if (ret) {
 		snprintf(err, errlen, "tcp connect: %s: %s", what,
-			 ret == -ETIMEDOUT ? "timed out" : strerror(-ret));
+			 why[0] ? why : ret == -ETIMEDOUT ? "timed out" : strerror(-ret));
 		goto err_free_tp;
 	}
 	ret = wait_ack(t, deadline);
@@ -310,7 +351,7 @@ static int chan_send(struct rdm_tcp *t, unsigned c, struct iovec *iov, int iovcn
 	pthread_mutex_lock(&ch->tx_lock);
 	ret = ch->tx_err;
 	if (!ret) {
-		ret = rdm_tcp_send_all(ch->fd, iov, iovcnt, t->timeout_ms);
+		ret = rdm_tcp_io_send(ch->fd, ch->tls, iov, iovcnt, t->timeout_ms);
 		ch->tx_err = ret;
 	}
 	pthread_mutex_unlock(&ch->tx_lock);
@@ -418,7 +459,7 @@ static int tcp_send(struct rdm_tp *tp, const void *msg, size_t len)
 		ret = rdm_tcp_err(t, t->ctrl_tx_err, "send: control stream lost by an earlier "
 						      "failure");
 	else {
-		ret = rdm_tcp_send_all(t->ctrl_fd, &iov, 1, t->timeout_ms);
+		ret = rdm_tcp_io_send(t->ctrl_fd, t->ctrl_tls, &iov, 1, t->timeout_ms);
 		if (ret) {
 			/* Part of a frame may be on the wire: nothing after it can be framed. */
 			t->ctrl_tx_err = ret;
@@ -444,8 +485,8 @@ static int recv_locked(struct rdm_tcp *t, uint8_t *buf, size_t cap, size_t *len,
 	int ret;
 
 	if (t->rx_hdr_got < RDM_HDR_LEN) {
-		ret = rdm_tcp_recv_all(t->ctrl_fd, t->rx_hdr, RDM_HDR_LEN, &t->rx_hdr_got,
-				       deadline);
+		ret = rdm_tcp_io_recv(t->ctrl_fd, t->ctrl_tls, t->rx_hdr, RDM_HDR_LEN,
+				      &t->rx_hdr_got, deadline);
 		if (ret == -ETIMEDOUT)
 			return rdm_tcp_err(t, ret, "recv: no message within %d ms", timeout_ms);
 		if (ret)
@@ -469,7 +510,8 @@ static int recv_locked(struct rdm_tcp *t, uint8_t *buf, size_t cap, size_t *len,
 	if (t->rx_stash)
 		memcpy(buf + RDM_HDR_LEN, t->rx_stash, t->rx_got);
 	got = t->rx_got;
-	ret = rdm_tcp_recv_all(t->ctrl_fd, buf + RDM_HDR_LEN, t->rx_plen, &got, deadline);
+	ret = rdm_tcp_io_recv(t->ctrl_fd, t->ctrl_tls, buf + RDM_HDR_LEN, t->rx_plen, &got,
+			      deadline);
 	if (ret == -ETIMEDOUT) {
 		if (!t->rx_stash) {
 			t->rx_stash = malloc(t->rx_plen);

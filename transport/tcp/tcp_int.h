@@ -23,6 +23,10 @@
  * Pages go source -> destination only: PAGES frames (header, 12-byte prefix,
  * bytes) and FENCE frames on the data sockets, chunk k of block b on data
  * channel (b + k) % count. Control frames go both ways on the control socket.
+ *
+ * With TLS (opts.tls) every socket runs the TLS handshake right after
+ * connect()/accept(), before the CHANNEL hello, and everything after it goes
+ * through that socket's TLS session (the *tls next to each fd; NULL: plain).
  */
 #ifndef RDMIG_TRANSPORT_TCP_INT_H
 #define RDMIG_TRANSPORT_TCP_INT_H
@@ -35,6 +39,7 @@
 #include <sys/uio.h>
 
 #include "control/msg.h"
+#include "transport/tcp/tls.h"
 #include "transport/transport.h"
 
 #define RDM_TCP_MAX_CHANNELS 256u
@@ -61,6 +66,7 @@ struct rdm_tcp_chan {
 	struct rdm_tcp *t;
 	unsigned index;
 	int fd;
+	struct rdm_tls_conn *tls; /* NULL: plaintext */
 	pthread_mutex_t tx_lock; /* source: one frame at a time on the socket */
 	int tx_err;              /* sticky, under tx_lock: a frame was cut half way */
 	pthread_t thread;        /* destination receiver */
@@ -79,6 +85,7 @@ struct rdm_tcp_blk {
 struct rdm_tcp {
 	struct rdm_tp base;
 	enum rdm_tcp_role role;
+	const struct rdm_tls *tls_creds; /* opts.tls: connect() runs TLS on every socket */
 	int timeout_ms; /* > 0: connect/handshake limit, keepalive, send stall limit */
 	uint64_t chunk_size;
 	uint64_t token;
@@ -88,6 +95,7 @@ struct rdm_tcp {
 
 	/* Control stream. */
 	int ctrl_fd;
+	struct rdm_tls_conn *ctrl_tls; /* NULL: plaintext */
 	pthread_mutex_t ctrl_tx_lock;
 	int ctrl_tx_err; /* sticky: a frame was cut half way, the stream is lost */
 	pthread_mutex_t ctrl_rx_lock;
@@ -162,6 +170,21 @@ int rdm_tcp_send_all(int fd, struct iovec *iov, int iovcnt, int stall_ms);
  * *got), -ECONNRESET on EOF; with no deadline it blocks in recv().
  */
 int rdm_tcp_recv_all(int fd, void *buf, size_t len, size_t *got, int64_t deadline);
+
+/* Socket I/O, through TLS when the socket has a session: the plain path stays one branch. */
+static inline int rdm_tcp_io_send(int fd, struct rdm_tls_conn *tls, struct iovec *iov,
+				  int iovcnt, int stall_ms)
+{
+	return tls ? rdm_tls_send_all(tls, iov, iovcnt, stall_ms)
+		   : rdm_tcp_send_all(fd, iov, iovcnt, stall_ms);
+}
+
+static inline int rdm_tcp_io_recv(int fd, struct rdm_tls_conn *tls, void *buf, size_t len,
+				  size_t *got, int64_t deadline)
+{
+	return tls ? rdm_tls_recv_all(tls, buf, len, got, deadline)
+		   : rdm_tcp_recv_all(fd, buf, len, got, deadline);
+}
 
 /* The CHANNEL frame of this socket into buf (RDM_TCP_HELLO_LEN bytes). */
 int rdm_tcp_hello_encode(uint8_t *buf, unsigned index, unsigned count, uint16_t flags,
