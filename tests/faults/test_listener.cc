@@ -268,11 +268,11 @@ TEST_F(Listener, MemlockTooLowAtTheDestination)
 }
 
 /*
- * The source should learn the destination's reason (its ERROR names the
- * memlock limit). Today it sees "no answer to the block list: Connection
- * reset by peer": the refusal is lost in the hang-up (issue 8, errors).
+ * The source learns the destination's reason: the failed registration leaves
+ * the control channel up, so the destination's ERROR (naming the memlock
+ * limit) arrives before the hang-up.
  */
-TEST_F(Listener, DISABLED_MemlockTooLowSourceHearsWhy)
+TEST_F(Listener, MemlockTooLowSourceHearsWhy)
 {
 	MemlockTooLow(true);
 }

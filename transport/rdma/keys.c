@@ -36,7 +36,12 @@ static int open_pin(struct rdm_rdma *r, int access)
 		rg[i] = (struct rdm_pin_region){r->blocks[i].host, r->blocks[i].len};
 	ret = rdm_pin_create(r->pd, rg, r->nblocks, &po, &r->pin, err, sizeof(err));
 	free(rg);
-	return ret ? rt_fail(r, ret, "%s", err) : 0;
+	/*
+	 * The caller's failure, not the transport's: the control channel still
+	 * works, so the destination can tell the source why (memlock) before it
+	 * hangs up.
+	 */
+	return ret ? rdm_tp_fail(ret, "%s", err) : 0;
 }
 
 /* Destination (lock held), pin-all: every piece of every block, in as few messages as fit. */

@@ -247,7 +247,7 @@ static int rt_set_blocks(struct rdm_tp *t, const struct rdm_tp_block *b, unsigne
 	if (!r->blocks)
 		return -ENOMEM;
 	ret = rt_keys_setup(r);
-	if (ret && !r->error)
+	if (ret && !rdm_tp_errmsg()[0] && !r->error)
 		rt_fail(r, ret, "registration setup: %s", strerror(-ret));
 	return rt_ret(r, ret);
 }
