@@ -326,11 +326,6 @@ static void source_child(int fd, const guest_cfg &cfg, const std::string &uri, i
 	_exit(0);
 }
 
-DestProcess::~DestProcess()
-{
-	Kill();
-}
-
 static std::string to_hex(const void *p, size_t n)
 {
 	static const char d[] = "0123456789abcdef";
@@ -403,7 +398,12 @@ bool DestProcess::Spawn(const guest_cfg &cfg, const std::string &host, const Chi
 	return read_full(fd_, &port, sizeof(port), 30000);
 }
 
-bool DestProcess::Result(PeerResult *r, int timeout_ms)
+ChildProcess::~ChildProcess()
+{
+	Kill();
+}
+
+bool ChildProcess::ReadResult(PeerResult *r, int timeout_ms)
 {
 	bool ok = read_full(fd_, r, sizeof(*r), timeout_ms);
 
@@ -414,14 +414,19 @@ bool DestProcess::Result(PeerResult *r, int timeout_ms)
 	return ok;
 }
 
-int DestProcess::Signal(int sig)
+bool DestProcess::Result(PeerResult *r, int timeout_ms)
+{
+	return ReadResult(r, timeout_ms);
+}
+
+int ChildProcess::Signal(int sig)
 {
 	if (pid <= 0)
 		return -ESRCH;
 	return kill(pid, sig) ? -errno : 0;
 }
 
-void DestProcess::Kill()
+void ChildProcess::Kill()
 {
 	if (pid > 0) {
 		kill(pid, SIGKILL);
@@ -437,11 +442,6 @@ void DestProcess::Kill()
 std::string DestProcess::Uri() const
 {
 	return TestTransport() + ":" + host_ + ":" + std::to_string(port);
-}
-
-SourceProcess::~SourceProcess()
-{
-	Kill();
 }
 
 bool SourceProcess::Spawn(const guest_cfg &cfg, const std::string &uri, const ChildOpts &o,
@@ -483,33 +483,7 @@ bool SourceProcess::Result(PeerResult *r, int timeout_ms)
 {
 	if (want_progress_ && !progress_ && !WaitProgress(timeout_ms))
 		return false;
-	bool ok = read_full(fd_, r, sizeof(*r), timeout_ms);
-
-	if (ok && pid > 0) {
-		waitpid(pid, nullptr, 0);
-		pid = -1;
-	}
-	return ok;
-}
-
-int SourceProcess::Signal(int sig)
-{
-	if (pid <= 0)
-		return -ESRCH;
-	return kill(pid, sig) ? -errno : 0;
-}
-
-void SourceProcess::Kill()
-{
-	if (pid > 0) {
-		kill(pid, SIGKILL);
-		waitpid(pid, nullptr, 0);
-		pid = -1;
-	}
-	if (fd_ >= 0) {
-		close(fd_);
-		fd_ = -1;
-	}
+	return ReadResult(r, timeout_ms);
 }
 
 Source::~Source()

@@ -56,20 +56,30 @@ std::string TestTransport();
 /* The address to listen on / connect to for the test transport. */
 std::string TestHost(bool ipv6 = false);
 
-class DestProcess {
+/* A peer in a child process: its pid, its report pipe, signals and the kill. */
+class ChildProcess {
       public:
-	~DestProcess();
+	~ChildProcess();
+	/* kill(pid, sig): SIGSTOP/SIGCONT/SIGKILL the child; 0 or -errno. */
+	int Signal(int sig);
+	void Kill();
+	pid_t pid = -1;
+
+      protected:
+	/* The child's report, then its exit; false if it died or timed out. */
+	bool ReadResult(PeerResult *r, int timeout_ms);
+	int fd_ = -1;
+};
+
+class DestProcess : public ChildProcess {
+      public:
 	/* Start, listen on scheme:host:0, and return once the port is known. */
 	bool Spawn(const guest_cfg &cfg, const std::string &host, int wait_ms = 300000);
 	bool Spawn(const guest_cfg &cfg, const std::string &host, const ChildOpts &o,
 		   int wait_ms = 300000);
 	/* The destination's report; false if it died or timed out. */
 	bool Result(PeerResult *r, int timeout_ms = 320000);
-	/* kill(pid, sig): SIGSTOP/SIGCONT/SIGKILL the destination; 0 or -errno. */
-	int Signal(int sig);
-	void Kill();
 	std::string Uri() const;
-	pid_t pid = -1;
 	uint16_t port = 0;
 	/* Set before Spawn(): the destination's secret, VM uuid (validate-uuid on), peer timeout. */
 	std::string secret;
@@ -83,7 +93,6 @@ class DestProcess {
 	std::string tls;
 
       private:
-	int fd_ = -1;
 	std::string host_;
 };
 
@@ -93,20 +102,15 @@ class DestProcess {
  * frozen. Its report carries the source guest's CRCs at the end, its stops
  * and starts, and whether it was running.
  */
-class SourceProcess {
+class SourceProcess : public ChildProcess {
       public:
-	~SourceProcess();
 	bool Spawn(const guest_cfg &cfg, const std::string &uri, const ChildOpts &o,
 		   int wait_ms = 300000);
 	/* True once the child moved o.progress_bytes of RAM (or ended before). */
 	bool WaitProgress(int timeout_ms);
 	bool Result(PeerResult *r, int timeout_ms = 320000);
-	int Signal(int sig);
-	void Kill();
-	pid_t pid = -1;
 
       private:
-	int fd_ = -1;
 	bool progress_ = false;
 	bool want_progress_ = false;
 };
