@@ -13,6 +13,10 @@
  * Threads: every function may be called from any thread at any time, also
  * from inside the session's callbacks (except rdmig_session_destroy(); and
  * rdmig_wait() there returns -EDEADLK, since it would wait for itself).
+ *
+ * A session serves one migration: after it ends (cancelled and failed
+ * included) rdmig_migrate()/rdmig_incoming() return -EBUSY; create a new
+ * session to try again. Man pages: rdmig(7), one per function in section 3.
  */
 #ifndef RDMIG_RDMIG_H
 #define RDMIG_RDMIG_H
