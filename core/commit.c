@@ -262,11 +262,11 @@ static enum rdm_commit_state dst_step(struct rdm_commit *c)
 		return dst_wait_go(c);
 	case RDM_COMMIT_DST_RUN:
 		if (s->cb.vm_start) {
-			ret = s->cb.vm_start(s->opaque);
+			ret = rdm_cb_ret(s->cb.vm_start(s->opaque));
 			if (ret) {
 				/* Not running here: the source may take the VM back. */
-				rdm_set_error(s, "vm_start callback failed: %s", strerror(ret < 0 ? -ret : ret));
-				c->err = ret < 0 ? ret : -EIO;
+				rdm_set_error(s, "vm_start callback failed: %s", strerror(-ret));
+				c->err = ret;
 				rdm_send_error(s, c->err, s->stats.error_desc);
 				return RDM_COMMIT_ABORTED;
 			}

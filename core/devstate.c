@@ -79,7 +79,7 @@ int rdm_devstate_save(struct rdmig_session *s, uint64_t *bytes)
 	if (!w.buf)
 		return -ENOMEM;
 	if (s->cb.save_state) {
-		ret = s->cb.save_state(s->opaque, &w);
+		ret = rdm_cb_ret(s->cb.save_state(s->opaque, &w));
 		if (ret && !w.err)
 			rdm_set_error(s, "save_state callback failed: %s", strerror(-ret));
 	}
@@ -150,10 +150,10 @@ int rdm_devstate_load(struct rdmig_session *s, const struct rdm_devbuf *d)
 
 	if (!s->cb.load_state)
 		return 0;
-	ret = s->cb.load_state(s->opaque, &r);
+	ret = rdm_cb_ret(s->cb.load_state(s->opaque, &r));
 	if (ret)
-		rdm_set_error(s, "load_state callback failed: %s", strerror(ret < 0 ? -ret : ret));
-	return ret < 0 ? ret : (ret ? -EIO : 0);
+		rdm_set_error(s, "load_state callback failed: %s", strerror(-ret));
+	return ret;
 }
 
 ssize_t rdmig_read(rdmig_reader *r, void *buf, size_t len)

@@ -237,11 +237,11 @@ int rdm_ram_sync(struct rdm_ram *r, uint64_t *pages, uint64_t *bytes)
 		uint64_t c;
 
 		if (s->cb.dirty_log) {
-			ret = s->cb.dirty_log(s->opaque, bi, b->dirty, b->npages);
+			ret = rdm_cb_ret(s->cb.dirty_log(s->opaque, bi, b->dirty, b->npages));
 			if (ret) {
-				rdm_set_error(s, "dirty_log callback failed for %s: %d", b->name,
-					      ret);
-				return ret < 0 ? ret : -EIO;
+				rdm_set_error(s, "dirty_log callback failed for %s: %s", b->name,
+					      strerror(-ret));
+				return ret;
 			}
 		}
 		c = rdm_bitmap_count(b->dirty, b->npages);

@@ -502,9 +502,8 @@ int rdmig_resolve(rdmig_session *s, bool run_here)
 	s->resolving = true;
 	pthread_mutex_unlock(&s->lock);
 	if (run_here && s->cb.vm_start)
-		ret = s->cb.vm_start(s->opaque);
+		ret = rdm_cb_ret(s->cb.vm_start(s->opaque));
 	if (ret) {
-		ret = ret < 0 ? ret : -EIO;
 		rdm_set_api_error(s, "vm_start callback failed: %s", strerror(-ret));
 		pthread_mutex_lock(&s->lock);
 		s->resolving = false;

@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <time.h>
 
+#include "common/cbret.h"
 #include "control/auth.h"
 #include "control/msg.h"
 #include "core/options.h"
@@ -103,6 +104,7 @@ int rdm_source_migrate(struct rdmig_session *s, const char *uri);
 int rdm_dest_incoming(struct rdmig_session *s, const char *uri);
 
 bool rdm_is_terminal(enum rdmig_status st);
+
 
 /*
  * Public calls enter the session first (-ECANCELED once destroy began) and

@@ -470,10 +470,10 @@ static int stop_vm(struct rdmig_session *s)
 	s->t_stop_ms = rdm_now_ms();
 	if (!s->cb.vm_stop)
 		return 0;
-	ret = s->cb.vm_stop(s->opaque);
+	ret = rdm_cb_ret(s->cb.vm_stop(s->opaque));
 	if (ret)
-		rdm_set_error(s, "vm_stop callback failed: %s", strerror(ret < 0 ? -ret : ret));
-	return ret < 0 ? ret : ret ? -EIO : 0;
+		rdm_set_error(s, "vm_stop callback failed: %s", strerror(-ret));
+	return ret;
 }
 
 /*

@@ -17,6 +17,7 @@
 #include <vector>
 #include <zlib.h>
 
+#include "common/cbret.h"
 #include "rdmig/rdmig.h"
 
 extern "C" unsigned rdm_session_users(rdmig_session *s);
@@ -409,3 +410,13 @@ TEST(Threads, ConcurrentCallsDuringAMigration)
 }
 
 } // namespace
+
+/* Every callback result maps the same way: 0, a negative errno, or -EIO for anything else. */
+TEST(Callbacks, ReturnsBecomeErrno)
+{
+	EXPECT_EQ(0, rdm_cb_ret(0));
+	EXPECT_EQ(-ENOSPC, rdm_cb_ret(-ENOSPC));
+	EXPECT_EQ(-EIO, rdm_cb_ret(1));
+	EXPECT_EQ(-EIO, rdm_cb_ret(ENOSPC));
+	EXPECT_EQ(-EIO, rdm_cb_ret(-100000));
+}
