@@ -3,7 +3,7 @@
  * The tcp listener: accepts sockets, reads their CHANNEL hello and, with a
  * secret, its proof (all pending hellos at once, each with its own deadline,
  * so one silent peer cannot hold up the others), assembles up to
- * MAX_SESSIONS sessions side by side (each with its own deadline, so a
+ * RDM_TCP_MAX_SESSIONS sessions side by side (each with its own deadline, so a
  * half-open stranger cannot hold up the real source) and refuses everything
  * else with a reason in err.
  */
@@ -19,13 +19,12 @@
 #include <unistd.h>
 
 #include "control/auth.h"
+#include "transport/tcp/sessions.h"
 #include "transport/tcp/tcp_int.h"
 
 /* Sockets whose hello is still being read: a full session fits, with room for strays. */
 #define MAX_PENDING (RDM_TCP_MAX_CHANNELS + 1 + 32)
-/* Sessions assembled side by side: the real one next to a few half-open strangers. */
-#define MAX_SESSIONS 8
-#define PEER_LEN 64
+#define PEER_LEN RDM_TCP_PEER_LEN
 #define HELLO_MAX (RDM_TCP_HELLO_LEN + RDM_CHAN_PROOF_FRAME)
 
 struct pending {
@@ -39,17 +38,6 @@ struct pending {
 	char peer[PEER_LEN];
 };
 
-/* The session being assembled; sockets of any other token are refused. */
-struct session {
-	bool active;
-	uint64_t token;
-	unsigned count, have;
-	int ctrl_fd;
-	int *data_fd; /* count entries, -1 until that index arrives */
-	struct rdm_tls_conn *ctrl_tls, **data_tls; /* with TLS: each fd's session */
-	int64_t deadline;
-	char peer[PEER_LEN];
-};
 
 struct rdm_tcp_listener {
 	struct rdm_tp_listener base;
@@ -60,7 +48,7 @@ struct rdm_tcp_listener {
 	int timeout_ms; /* hello and session assembly limit */
 	struct pending pend[MAX_PENDING];
 	unsigned npend;
-	struct session sess[MAX_SESSIONS];
+	struct rdm_tcp_sess sess[RDM_TCP_MAX_SESSIONS];
 	/* Refusals of the current accept() call, reported through err. */
 	unsigned refused;
 	char last_refusal[RDM_TP_ERRLEN];
@@ -86,63 +74,9 @@ static void note_refusal(struct rdm_tcp_listener *l, const char *peer, const cha
 			 l->refused, l->last_refusal);
 }
 
-static void session_drop(struct session *s)
-{
-	rdm_tls_conn_free(s->ctrl_tls);
-	for (unsigned i = 0; s->data_tls && i < s->count; i++)
-		rdm_tls_conn_free(s->data_tls[i]);
-	free(s->data_tls);
-	if (s->ctrl_fd >= 0)
-		close(s->ctrl_fd);
-	for (unsigned i = 0; s->data_fd && i < s->count; i++)
-		if (s->data_fd[i] >= 0)
-			close(s->data_fd[i]);
-	free(s->data_fd);
-	memset(s, 0, sizeof(*s));
-	s->ctrl_fd = -1;
-}
 
-static struct session *session_find(struct rdm_tcp_listener *l, uint64_t token)
-{
-	for (unsigned i = 0; i < MAX_SESSIONS; i++)
-		if (l->sess[i].active && l->sess[i].token == token)
-			return &l->sess[i];
-	return NULL;
-}
 
-static struct session *session_free_slot(struct rdm_tcp_listener *l)
-{
-	for (unsigned i = 0; i < MAX_SESSIONS; i++)
-		if (!l->sess[i].active)
-			return &l->sess[i];
-	return NULL;
-}
 
-static int session_start(struct rdm_tcp_listener *l, struct session *s,
-			 const struct rdm_channel *c, const char *peer)
-{
-	s->data_fd = malloc(c->count * sizeof(*s->data_fd));
-	if (!s->data_fd)
-		return -ENOMEM;
-	if (l->opts.tls) {
-		s->data_tls = calloc(c->count, sizeof(*s->data_tls));
-		if (!s->data_tls) {
-			free(s->data_fd);
-			s->data_fd = NULL;
-			return -ENOMEM;
-		}
-	}
-	for (unsigned i = 0; i < c->count; i++)
-		s->data_fd[i] = -1;
-	s->active = true;
-	s->token = c->token;
-	s->count = c->count;
-	s->have = 0;
-	s->ctrl_fd = -1;
-	s->deadline = rdm_tcp_now_ms() + l->timeout_ms;
-	snprintf(s->peer, sizeof(s->peer), "%s", peer);
-	return 0;
-}
 
 static void pend_refuse(struct rdm_tcp_listener *l, struct pending *p, const char *why)
 {
@@ -153,35 +87,6 @@ static void pend_refuse(struct rdm_tcp_listener *l, struct pending *p, const cha
 	p->fd = -1;
 }
 
-/*
- * Why hello c cannot join session s (NULL: c starts a new one), or NULL when
- * it can.
- */
-static const char *join_check(const struct session *s, const struct rdm_channel *c, char *why,
-			      size_t len)
-{
-	bool ctrl = c->flags & RDM_TCP_CHAN_CONTROL;
-
-	if (c->version != RDM_WIRE_VERSION)
-		snprintf(why, len, "wire version %u, this side speaks %u", c->version,
-			 RDM_WIRE_VERSION);
-	else if (c->flags & ~(RDM_TCP_CHAN_CONTROL | RDM_TCP_CHAN_PROOF))
-		snprintf(why, len, "unknown channel flags 0x%x", c->flags);
-	else if (c->token == 0 || c->count > RDM_TCP_MAX_CHANNELS || (ctrl && c->index != 0))
-		snprintf(why, len, "bad channel hello (token %016llx, index %u, count %u)",
-			 (unsigned long long)c->token, c->index, c->count);
-	else if (!s)
-		return NULL;
-	else if (c->count != s->count)
-		snprintf(why, len, "channel count %u differs from the session's %u", c->count,
-			 s->count);
-	else if (ctrl ? s->ctrl_fd >= 0 : s->data_fd[c->index] >= 0)
-		snprintf(why, len, "duplicate %s channel %u in session %016llx",
-			 ctrl ? "control" : "data", c->index, (unsigned long long)c->token);
-	else
-		return NULL;
-	return why;
-}
 
 /*
  * The proof behind hello c (p->buf past the hello, when c says there is one):
@@ -241,7 +146,7 @@ static void tell(const struct pending *p, const char *why)
  */
 static void pend_join(struct rdm_tcp_listener *l, struct pending *p, const struct rdm_channel *c)
 {
-	struct session *s = session_find(l, c->token);
+	struct rdm_tcp_sess *s = rdm_tcp_sess_find(l->sess, c->token);
 	bool ctrl = c->flags & RDM_TCP_CHAN_CONTROL;
 	const char *bad;
 	char why[160];
@@ -252,12 +157,12 @@ static void pend_join(struct rdm_tcp_listener *l, struct pending *p, const struc
 		pend_refuse(l, p, bad);
 		return;
 	}
-	bad = join_check(s, c, why, sizeof(why));
+	bad = rdm_tcp_sess_join_check(s, c, why, sizeof(why));
 	if (!bad && !s) {
-		s = session_free_slot(l);
+		s = rdm_tcp_sess_free_slot(l->sess);
 		if (!s)
 			bad = "too many sessions being set up at once";
-		else if (session_start(l, s, c, p->peer))
+		else if (rdm_tcp_sess_start(s, c, p->peer, l->opts.tls != NULL, l->timeout_ms))
 			bad = "out of memory";
 	}
 	if (!bad && (rdm_tcp_set_keepalive(p->fd, l->timeout_ms) ||
@@ -440,14 +345,14 @@ static int64_t expire(struct rdm_tcp_listener *l, int64_t deadline)
 		}
 	}
 	pend_compact(l);
-	for (unsigned i = 0; i < MAX_SESSIONS; i++) {
-		struct session *s = &l->sess[i];
+	for (unsigned i = 0; i < RDM_TCP_MAX_SESSIONS; i++) {
+		struct rdm_tcp_sess *s = &l->sess[i];
 
 		if (s->active && s->deadline <= now) {
 			note_refusal(l, s->peer, "session %016llx incomplete after %d ms (control %s, %u of %u data channels)",
 				     (unsigned long long)s->token, l->timeout_ms,
 				     s->ctrl_fd >= 0 ? "in" : "missing", s->have, s->count);
-			session_drop(s);
+			rdm_tcp_sess_drop(s);
 		} else if (s->active && s->deadline < next) {
 			next = s->deadline;
 		}
@@ -455,90 +360,17 @@ static int64_t expire(struct rdm_tcp_listener *l, int64_t deadline)
 	return next;
 }
 
-/* The assembled session becomes a destination rdm_tp; the ack tells the connector. */
-static int session_finish(struct rdm_tcp_listener *l, struct session *s, struct rdm_tcp **out)
-{
-	uint8_t ack[RDM_TCP_HELLO_LEN];
-	struct iovec iov = { ack, sizeof(ack) };
-	struct rdm_tcp *t;
-	int ret;
 
-	ret = rdm_tcp_new(RDM_TCP_DEST, &l->opts, s->count, s->token, &t);
-	if (ret)
-		return ret;
-	ret = rdm_tcp_hello_encode(ack, 0, s->count, RDM_TCP_CHAN_CONTROL | RDM_TCP_CHAN_ACK,
-				   s->token);
-	if (!ret)
-		ret = rdm_tcp_io_send(s->ctrl_fd, s->ctrl_tls, &iov, 1, l->timeout_ms);
-	if (ret)
-		goto err_free_tp;
-	t->ctrl_fd = s->ctrl_fd;
-	t->ctrl_tls = s->ctrl_tls;
-	for (unsigned i = 0; i < s->count; i++) {
-		t->chan[i].fd = s->data_fd[i];
-		t->chan[i].tls = s->data_tls ? s->data_tls[i] : NULL;
-	}
-	free(s->data_fd);
-	free(s->data_tls);
-	memset(s, 0, sizeof(*s));
-	s->ctrl_fd = -1;
-	*out = t;
-	return 0;
 
-err_free_tp:
-	rdm_tcp_free(t);
-	return ret;
-}
 
-static bool session_complete(const struct session *s)
-{
-	return s->active && s->ctrl_fd >= 0 && s->have == s->count;
-}
-
-/*
- * Session sockets stay silent until the ack: any event means the peer gave up.
- * owner[k] is the session of pfd[k].
- */
-static unsigned session_pollfds(struct rdm_tcp_listener *l, struct pollfd *pfd,
-				struct session **owner)
-{
-	unsigned n = 0;
-
-	for (unsigned k = 0; k < MAX_SESSIONS; k++) {
-		struct session *s = &l->sess[k];
-
-		if (!s->active)
-			continue;
-		if (s->ctrl_fd >= 0) {
-			owner[n] = s;
-			pfd[n++] = (struct pollfd){ .fd = s->ctrl_fd, .events = POLLIN | POLLRDHUP };
-		}
-		for (unsigned i = 0; i < s->count; i++) {
-			if (s->data_fd[i] < 0)
-				continue;
-			owner[n] = s;
-			pfd[n++] = (struct pollfd){ .fd = s->data_fd[i],
-						    .events = POLLIN | POLLRDHUP };
-		}
-	}
-	return n;
-}
-
-static struct session *session_ready(struct rdm_tcp_listener *l)
-{
-	for (unsigned i = 0; i < MAX_SESSIONS; i++)
-		if (session_complete(&l->sess[i]))
-			return &l->sess[i];
-	return NULL;
-}
 
 int rdm_tcp_accept(struct rdm_tp_listener *lp, int timeout_ms, struct rdm_tp **out, char *err,
 		   size_t errlen)
 {
 	struct rdm_tcp_listener *l = (struct rdm_tcp_listener *)lp;
 	/* Every session socket comes from pend[], so MAX_PENDING bounds them too. */
-	struct pollfd pfd[2 + 2 * MAX_PENDING + MAX_SESSIONS * (1 + RDM_TCP_MAX_CHANNELS)];
-	struct session *owner[sizeof(pfd) / sizeof(pfd[0])], *done;
+	struct pollfd pfd[2 + 2 * MAX_PENDING + RDM_TCP_MAX_SESSIONS * (1 + RDM_TCP_MAX_CHANNELS)];
+	struct rdm_tcp_sess *owner[sizeof(pfd) / sizeof(pfd[0])], *done;
 	int64_t deadline = rdm_tcp_deadline(timeout_ms);
 	unsigned npfd, first_pend, first_sess, i;
 	struct rdm_tcp *t;
@@ -567,7 +399,7 @@ int rdm_tcp_accept(struct rdm_tp_listener *lp, int timeout_ms, struct rdm_tp **o
 			pfd[npfd++] = (struct pollfd){ .fd = l->pend[i].fd,
 						       .events = l->pend[i].tls_events };
 		first_sess = npfd;
-		npfd += session_pollfds(l, pfd + npfd, owner + npfd);
+		npfd += rdm_tcp_sess_pollfds(l->sess, pfd + npfd, owner + npfd);
 
 		ret = rdm_tcp_sys(poll(pfd, npfd, rdm_tcp_poll_ms(next)));
 		if (ret == -EINTR)
@@ -589,7 +421,7 @@ int rdm_tcp_accept(struct rdm_tp_listener *lp, int timeout_ms, struct rdm_tp **o
 					     "session %016llx: a channel closed before the session "
 					     "was complete",
 					     (unsigned long long)owner[i]->token);
-				session_drop(owner[i]);
+				rdm_tcp_sess_drop(owner[i]);
 			}
 		}
 		for (i = first_pend; i < first_sess; i++)
@@ -603,14 +435,14 @@ int rdm_tcp_accept(struct rdm_tp_listener *lp, int timeout_ms, struct rdm_tp **o
 				break;
 			}
 		}
-		done = session_ready(l);
+		done = rdm_tcp_sess_ready(l->sess);
 		if (!done)
 			continue;
-		ret = session_finish(l, done, &t);
+		ret = rdm_tcp_sess_finish(done, &l->opts, l->timeout_ms, &t);
 		if (ret) {
 			note_refusal(l, done->peer, "session %016llx: sending the accept: %s",
 				     (unsigned long long)done->token, strerror(-ret));
-			session_drop(done);
+			rdm_tcp_sess_drop(done);
 			continue;
 		}
 		*out = &t->base;
@@ -639,7 +471,7 @@ int rdm_tcp_listen(const struct rdm_addr *a, const struct rdm_tp_opts *o,
 	l->base.ops = &rdm_tcp_ops;
 	l->opts = *o;
 	l->timeout_ms = rdm_tcp_eff_timeout(o->timeout_ms);
-	for (unsigned i = 0; i < MAX_SESSIONS; i++)
+	for (unsigned i = 0; i < RDM_TCP_MAX_SESSIONS; i++)
 		l->sess[i].ctrl_fd = -1;
 	atomic_init(&l->stopping, false);
 
@@ -733,8 +565,8 @@ void rdm_tcp_listener_close(struct rdm_tp_listener *lp)
 		rdm_tls_conn_free(l->pend[i].tls);
 		close(l->pend[i].fd);
 	}
-	for (unsigned i = 0; i < MAX_SESSIONS; i++)
-		session_drop(&l->sess[i]);
+	for (unsigned i = 0; i < RDM_TCP_MAX_SESSIONS; i++)
+		rdm_tcp_sess_drop(&l->sess[i]);
 	close(l->fd);
 	close(l->wake_fd);
 	free(l);
