@@ -379,7 +379,7 @@ static int run_source(const struct bench *b, uint16_t port, int fd, pid_t child)
 	}
 	/* Polled often enough to see each iteration for the plot. */
 	while (rdmig_wait(s, b->plot ? 20 : 200, &st) == -ETIMEDOUT) {
-		struct rdmig_stats now;
+		struct rdmig_stats now = RDMIG_STATS_INIT;
 
 		rdmig_query(s, &now);
 		plot_sample(&plot, &now, now_s() - t0);
@@ -388,6 +388,7 @@ static int run_source(const struct bench *b, uint16_t port, int fd, pid_t child)
 	}
 	if (b->progress)
 		fprintf(stderr, "\n");
+	rep.src.size = sizeof(rep.src);
 	rdmig_query(s, &rep.src);
 	plot_sample(&plot, &rep.src, now_s() - t0);
 	rep.src_cpu_s = process_cpu_s() - cpu0 - guest_workload_cpu_s(g);

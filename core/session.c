@@ -316,6 +316,8 @@ int rdmig_incoming(rdmig_session *s, const char *uri)
 
 int rdmig_query(rdmig_session *s, struct rdmig_stats *st)
 {
+	struct rdmig_stats now;
+	size_t n;
 	int ret;
 
 	if (!s || !st)
@@ -323,11 +325,20 @@ int rdmig_query(rdmig_session *s, struct rdmig_stats *st)
 	ret = rdm_api_enter(s, false);
 	if (ret)
 		return ret;
+	/* The first layout is the smallest a caller can have been built with. */
+	if (st->size < sizeof(now)) {
+		rdm_set_api_error(s, "query: stats size %zu unset or too small (RDMIG_STATS_INIT)",
+				  st->size);
+		return rdm_api_leave(s, -EINVAL);
+	}
+	n = st->size < sizeof(now) ? st->size : sizeof(now);
 	pthread_mutex_lock(&s->lock);
-	*st = s->stats;
+	now = s->stats;
 	if (s->t_start_ms && !rdm_is_terminal(s->status))
-		st->total_time_ms = rdm_now_ms() - s->t_start_ms;
+		now.total_time_ms = rdm_now_ms() - s->t_start_ms;
 	pthread_mutex_unlock(&s->lock);
+	now.size = n;
+	memcpy(st, &now, n);
 	return rdm_api_leave(s, 0);
 }
 

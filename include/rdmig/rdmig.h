@@ -101,8 +101,13 @@ enum rdmig_param {
 	RDMIG_PARAM__COUNT
 };
 
-/* What QEMU's query-migrate reports, with the same meanings. */
+/*
+ * What QEMU's query-migrate reports, with the same meanings. The caller sets
+ * size (RDMIG_STATS_INIT) so the struct can grow: rdmig_query() fills only
+ * the first size bytes, and leaves size as it found it or smaller.
+ */
 struct rdmig_stats {
+	size_t size; /* sizeof(struct rdmig_stats) of the caller's header */
 	enum rdmig_status status;
 	uint64_t total_time_ms;        /* from migrate() to now or to the end */
 	uint64_t setup_time_ms;        /* connect, negotiation, registration */
@@ -121,6 +126,17 @@ struct rdmig_stats {
 	unsigned cpu_throttle_percentage;
 	char error_desc[256];          /* why it failed, when it failed */
 };
+/* An initializer with size set: struct rdmig_stats st = RDMIG_STATS_INIT; */
+#ifdef __cplusplus
+#define RDMIG_STATS_INIT                 \
+	[] {                             \
+		rdmig_stats s_{};        \
+		s_.size = sizeof(s_);    \
+		return s_;               \
+	}()
+#else
+#define RDMIG_STATS_INIT { .size = sizeof(struct rdmig_stats) }
+#endif
 
 struct rdmig_callbacks {
 	size_t size; /* sizeof(struct rdmig_callbacks), for future growth */
@@ -220,6 +236,7 @@ int rdmig_resolve(rdmig_session *s, bool run_here);
  */
 int rdmig_wait(rdmig_session *s, int timeout_ms, enum rdmig_status *final);
 
+/* Copies the stats; -EINVAL when st->size is unset (smaller than this first layout). */
 int rdmig_query(rdmig_session *s, struct rdmig_stats *st);
 /*
  * Why this thread's last call on s failed; if it did not fail, the first cause

@@ -137,7 +137,7 @@ static int child_watch(rdmig_session *s, const ChildOpts &o, int wait_ms, PeerRe
 
 	r->cancel_ret = 1;
 	for (int waited = 0; waited < wait_ms; waited += 2) {
-		rdmig_stats st;
+		rdmig_stats st = RDMIG_STATS_INIT;
 
 		rdmig_query(s, &st);
 		if (tick)
@@ -169,7 +169,7 @@ static void child_report(rdmig_session *s, guest *g, enum rdmig_status st, PeerR
 	r->starts = c.starts;
 	r->stops = c.stops;
 	r->running = c.running;
-	rdmig_stats stats;
+	rdmig_stats stats = RDMIG_STATS_INIT;
 	rdmig_query(s, &stats);
 	r->ram_transferred = stats.ram_transferred;
 }
@@ -511,7 +511,7 @@ bool WaitFor(rdmig_session *s, int timeout_ms, const std::function<bool(const rd
 	struct timespec ts = {0, 10 * 1000000};
 
 	for (int waited = 0; waited < timeout_ms; waited += 10) {
-		rdmig_stats st;
+		rdmig_stats st = RDMIG_STATS_INIT;
 
 		rdmig_query(s, &st);
 		if (pred(st))

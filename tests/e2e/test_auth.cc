@@ -84,7 +84,7 @@ void ExpectSourceRefused(Source &src, const std::string &uri, const char *want)
 	ASSERT_EQ(0, rdmig_wait(src.s, 60000, &st));
 	EXPECT_EQ(RDMIG_STATUS_FAILED, st);
 	EXPECT_NE(nullptr, strstr(rdmig_last_error(src.s), want)) << rdmig_last_error(src.s);
-	rdmig_stats stats;
+	rdmig_stats stats = RDMIG_STATS_INIT;
 	ASSERT_EQ(0, rdmig_query(src.s, &stats));
 	EXPECT_EQ(0u, stats.ram_transferred) << "no RAM may move before authentication";
 	struct guest_counters gc;

@@ -35,7 +35,7 @@ bool PinAll()
 /* Bytes per second put on the wire over the next ms milliseconds, and the most in any second. */
 double RateOver(rdmig_session *s, int ms, double *peak)
 {
-	rdmig_stats a, b, prev;
+	rdmig_stats a = RDMIG_STATS_INIT, b = RDMIG_STATS_INIT, prev = RDMIG_STATS_INIT;
 	rdmig_query(s, &a);
 	uint64_t t0 = NowMs(), tp = t0;
 	prev = a;
@@ -88,7 +88,7 @@ TEST_F(Live, MaxBandwidthFollowsTheNewValue)
 	printf("max-bandwidth 1 MiB/s: measured %.2f MiB/s (busiest second %.2f); raised live "
 	       "to 4 MiB/s: %.2f MiB/s (busiest second %.2f)\n",
 	       slow / mib, slow_peak / mib, fast / mib, fast_peak / mib);
-	rdmig_stats st;
+	rdmig_stats st = RDMIG_STATS_INIT;
 	ASSERT_EQ(0, rdmig_query(src.s, &st));
 	ASSERT_EQ(RDMIG_STATUS_ACTIVE, st.status) << "it must still be running to measure";
 	/* The limit is a ceiling (plus one 100 ms burst); the floor is loose: a loaded box. */
@@ -127,7 +127,7 @@ TEST_F(Live, RaisedDowntimeLimitLetsItComplete)
 		return s.dirty_sync_count >= 3 ||
 		       (s.status != RDMIG_STATUS_SETUP && s.status != RDMIG_STATUS_ACTIVE);
 	}));
-	rdmig_stats st;
+	rdmig_stats st = RDMIG_STATS_INIT;
 	ASSERT_EQ(0, rdmig_query(src.s, &st));
 	ASSERT_EQ(RDMIG_STATUS_ACTIVE, st.status) << "it converged without the change";
 	ASSERT_GT(st.expected_downtime_ms, 50u);
@@ -180,7 +180,7 @@ TEST_F(Live, CancelReachesASourceStalledInASend)
 		before.push_back(guest_block_crc(src.g, i));
 	/* Stalled: no byte moves for a second (buffers full, or waiting for an ack). */
 	bool stalled = false;
-	rdmig_stats a, b;
+	rdmig_stats a = RDMIG_STATS_INIT, b = RDMIG_STATS_INIT;
 	rdmig_query(src.s, &a);
 	for (int i = 0; i < 60 && !stalled; i++) {
 		usleep(1000 * 1000);

@@ -86,7 +86,7 @@ void MigrateAndVerify(const guest_cfg &cfg, const Opts &o, const std::string &ho
 		EXPECT_EQ(guest_block_crc(src.g, i), r.crc[i]) << "block " << i << " differs";
 	EXPECT_EQ(guest_devstate_crc(src.g), r.devcrc);
 
-	rdmig_stats stats;
+	rdmig_stats stats = RDMIG_STATS_INIT;
 	ASSERT_EQ(0, rdmig_query(src.s, &stats));
 	EXPECT_EQ(RDMIG_STATUS_COMPLETED, stats.status);
 	EXPECT_GT(stats.ram_duplicate, 0u) << "zero pages must go as runs";
@@ -185,7 +185,7 @@ TEST_F(Migrate, MismatchedBlocksFailBeforeRam)
 	ASSERT_EQ(0, rdmig_wait(src.s, 30000, &st));
 	EXPECT_EQ(RDMIG_STATUS_FAILED, st);
 	EXPECT_NE(nullptr, strstr(rdmig_last_error(src.s), "mismatch")) << rdmig_last_error(src.s);
-	rdmig_stats stats;
+	rdmig_stats stats = RDMIG_STATS_INIT;
 	rdmig_query(src.s, &stats);
 	EXPECT_EQ(0u, stats.ram_transferred) << "no RAM may move before the blocks agree";
 
@@ -248,7 +248,7 @@ TEST_F(Migrate, NoConvergenceWithoutAutoConverge)
 		return s.dirty_sync_count >= 3 || s.status == RDMIG_STATUS_COMPLETED ||
 		       s.status == RDMIG_STATUS_FAILED;
 	}));
-	rdmig_stats stats;
+	rdmig_stats stats = RDMIG_STATS_INIT;
 	rdmig_query(src.s, &stats);
 	EXPECT_EQ(RDMIG_STATUS_ACTIVE, stats.status);
 	EXPECT_EQ(0u, stats.cpu_throttle_percentage);
@@ -283,7 +283,7 @@ TEST_F(Migrate, AutoConvergeThrottlesUntilItFits)
 	rdmig_status st;
 	ASSERT_EQ(0, rdmig_wait(src.s, 300000, &st));
 	ASSERT_EQ(RDMIG_STATUS_COMPLETED, st) << rdmig_last_error(src.s);
-	rdmig_stats stats;
+	rdmig_stats stats = RDMIG_STATS_INIT;
 	rdmig_query(src.s, &stats);
 	EXPECT_GT(stats.cpu_throttle_percentage, 0u);
 	struct guest_counters gc;

@@ -49,7 +49,7 @@ void MigrateTracked(enum track_kind kind)
 	struct guest_counters gc;
 	guest_counters(src.g, &gc);
 	EXPECT_GT(gc.pages_dirtied, 0u);
-	rdmig_stats stats;
+	rdmig_stats stats = RDMIG_STATS_INIT;
 	rdmig_query(src.s, &stats);
 	EXPECT_GE(stats.dirty_sync_count, 2u) << "the tracker never reported a dirty page";
 	for (unsigned i = 0; i < r.nblocks; i++)

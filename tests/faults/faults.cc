@@ -105,7 +105,7 @@ static void Outcome(const char *side, int status, const char *err)
 void ExpectSourceRuns(Source &src)
 {
 	struct guest_counters gc;
-	rdmig_stats st;
+	rdmig_stats st = RDMIG_STATS_INIT;
 
 	if (src.s && rdmig_query(src.s, &st) == 0)
 		Outcome("source", st.status, rdmig_last_error(src.s));

@@ -68,7 +68,7 @@ void Querier(rdmig_session *s, std::atomic<bool> *stop, Seen *seen)
 	uint64_t sent = 0;
 
 	while (!*stop) {
-		rdmig_stats st;
+		rdmig_stats st = RDMIG_STATS_INIT;
 		if (rdmig_query(s, &st))
 			seen->Bad("query failed");
 		/* ACTIVE -> CANCELLING -> CANCELLED; DEVICE may not follow CANCELLING. */

@@ -62,7 +62,7 @@ TEST_F(Cancel, SourceInSetup)
 	Source src;
 	ASSERT_NO_FATAL_FAILURE(StartSource(src, cfg, SlowSource(), dest.Uri()));
 	usleep(300 * 1000);
-	rdmig_stats st;
+	rdmig_stats st = RDMIG_STATS_INIT;
 	rdmig_query(src.s, &st);
 	ASSERT_EQ(RDMIG_STATUS_SETUP, st.status) << "the source got past setup to a frozen peer";
 	EXPECT_EQ(0, rdmig_cancel(src.s));

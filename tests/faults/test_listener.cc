@@ -216,7 +216,7 @@ TEST_F(Listener, BlockMismatch)
 	ASSERT_EQ(0, rdmig_wait(src.s, DeadlineMs(), &st));
 	EXPECT_EQ(RDMIG_STATUS_FAILED, st);
 	EXPECT_TRUE(Names(rdmig_last_error(src.s), {"block list mismatch"})) << Quote(rdmig_last_error(src.s));
-	rdmig_stats stats;
+	rdmig_stats stats = RDMIG_STATS_INIT;
 	rdmig_query(src.s, &stats);
 	EXPECT_EQ(0u, stats.ram_transferred) << "no RAM may move before the blocks agree";
 	struct guest_counters gc;

@@ -68,9 +68,30 @@ TEST_F(Api, BadUrisAreClearErrors)
 		EXPECT_EQ(-EINVAL, rdmig_migrate(src, uri)) << uri;
 		EXPECT_TRUE(ErrorMentions(src, "URI")) << uri << ": " << rdmig_last_error(src);
 	}
-	rdmig_stats st;
+	rdmig_stats st = RDMIG_STATS_INIT;
 	ASSERT_EQ(0, rdmig_query(src, &st));
 	EXPECT_EQ(RDMIG_STATUS_NONE, st.status) << "a refused migrate must not start anything";
+}
+
+/* The stats carry their size: unset is refused, a newer caller's larger struct gets this layout. */
+TEST_F(Api, QueryNeedsTheStatsSize)
+{
+	rdmig_stats st{};
+	EXPECT_EQ(-EINVAL, rdmig_query(src, &st));
+	EXPECT_TRUE(ErrorMentions(src, "RDMIG_STATS_INIT")) << rdmig_last_error(src);
+	st.size = sizeof(st) - 1;
+	EXPECT_EQ(-EINVAL, rdmig_query(src, &st));
+	struct {
+		rdmig_stats st;
+		uint8_t future[64];
+	} big;
+	memset(&big, 0xa5, sizeof(big));
+	big.st.size = sizeof(big);
+	ASSERT_EQ(0, rdmig_query(src, &big.st));
+	EXPECT_EQ(sizeof(rdmig_stats), big.st.size) << "size says how much was filled";
+	EXPECT_EQ(RDMIG_STATUS_NONE, big.st.status);
+	for (uint8_t b : big.future)
+		ASSERT_EQ(0xa5, b) << "nothing past this layout is written";
 }
 
 TEST_F(Api, MigrateNeedsBlocksAndTheRightRole)

@@ -94,7 +94,7 @@ struct Pair {
 	bool WaitActive()
 	{
 		return Eventually([&] {
-			rdmig_stats st;
+			rdmig_stats st = RDMIG_STATS_INIT;
 			return rdmig_query(src, &st) == 0 && st.status == RDMIG_STATUS_ACTIVE &&
 			       st.ram_transferred > 0;
 		});
@@ -194,7 +194,7 @@ int DirtyLogProbe(void *opaque, unsigned, uint64_t *, uint64_t)
 	Probe *pr = (Probe *)opaque;
 	if (pr->calls++ == 0) {
 		rdmig_status st;
-		rdmig_stats stats;
+		rdmig_stats stats = RDMIG_STATS_INIT;
 		pr->query_ret = rdmig_query(pr->s, &stats);
 		pr->wait_ret = rdmig_wait(pr->s, 1000, &st);
 		pr->had_error_text = rdmig_last_error(pr->s) != nullptr;
@@ -235,7 +235,7 @@ void EventCb(void *opaque, rdmig_status, rdmig_status to)
 	EventProbe *pr = (EventProbe *)opaque;
 	if (to == RDMIG_STATUS_ACTIVE) {
 		rdmig_status st;
-		rdmig_stats stats;
+		rdmig_stats stats = RDMIG_STATS_INIT;
 		pr->query_ret = rdmig_query(pr->s, &stats);
 		pr->wait_ret = rdmig_wait(pr->s, -1, &st);
 		pr->cancel_ret = rdmig_cancel(pr->s);
@@ -302,7 +302,7 @@ TEST(Threads, LastErrorEmptyAfterSuccess)
 	p.ExpectCompleted();
 	EXPECT_STREQ("", rdmig_last_error(p.src));
 	EXPECT_STREQ("", rdmig_last_error(p.dst));
-	rdmig_stats st;
+	rdmig_stats st = RDMIG_STATS_INIT;
 	ASSERT_EQ(0, rdmig_query(p.src, &st));
 	EXPECT_STREQ("", st.error_desc);
 	/* So does a thread that never failed a call. */
@@ -388,7 +388,7 @@ TEST(Threads, ConcurrentCallsDuringAMigration)
 	for (int i = 0; i < 4; i++)
 		ts.emplace_back([&, i] {
 			while (!stop) {
-				rdmig_stats st;
+				rdmig_stats st = RDMIG_STATS_INIT;
 				uint64_t v;
 				if (rdmig_query(p.src, &st) || !rdmig_last_error(p.src) ||
 				    rdmig_get_parameter(p.src, RDMIG_PARAM_MAX_BANDWIDTH, &v))
