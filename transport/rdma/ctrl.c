@@ -13,6 +13,8 @@
 
 #include "transport/rdma/rdma_int.h"
 
+#define RT_KQ_MAX 256u /* registration messages waiting for the keys thread */
+
 struct rt_out {
 	struct rt_out *next;
 	size_t len;
@@ -62,6 +64,10 @@ void rt_ctrl_fini(struct rdm_rdma *r)
 		r->qhead = m->next;
 		free(m);
 	}
+	while ((m = r->khead)) {
+		r->khead = m->next;
+		free(m);
+	}
 	while (r->outq) {
 		struct rt_out *o = r->outq;
 
@@ -105,7 +111,7 @@ static int post_credit(struct rdm_rdma *r)
 }
 
 /* Lock held: queued internal messages into free slots, slots onto the wire. */
-int rt_ctrl_kick(struct rdm_rdma *r)
+static int kick(struct rdm_rdma *r)
 {
 	int ret;
 
@@ -122,7 +128,7 @@ int rt_ctrl_kick(struct rdm_rdma *r)
 	while (r->post != r->fill && r->credits) {
 		ret = post_slot(r, r->post);
 		if (ret)
-			return rt_fail(r, ret, "posting a control message: %s", strerror(-ret));
+			return rt_fail_locked(r, ret, "posting a control message: %s", strerror(-ret));
 		r->post++;
 		r->credits--;
 	}
@@ -131,7 +137,7 @@ int rt_ctrl_kick(struct rdm_rdma *r)
 	    r->credit_msgs_out < RT_RESERVE / 2) {
 		ret = post_credit(r);
 		if (ret)
-			return rt_fail(r, ret, "returning credits: %s", strerror(-ret));
+			return rt_fail_locked(r, ret, "returning credits: %s", strerror(-ret));
 	}
 	return 0;
 }
@@ -150,7 +156,7 @@ int rt_ctrl_send(struct rdm_rdma *r, const void *msg, size_t len)
 		struct timespec ts;
 
 		if (rt_now_ms() >= deadline) {
-			ret = rt_fail(r, -ETIMEDOUT, "no control send slot for %d ms (peer stalled)",
+			ret = rt_fail_locked(r, -ETIMEDOUT, "no control send slot for %d ms (peer stalled)",
 				      r->timeout_ms);
 			break;
 		}
@@ -165,7 +171,7 @@ int rt_ctrl_send(struct rdm_rdma *r, const void *msg, size_t len)
 		memcpy(r->sbuf + (size_t)s * RT_MAX_MSG, msg, len);
 		r->slot_len[s] = (uint32_t)len;
 		r->fill++;
-		ret = rt_ctrl_kick(r);
+		ret = kick(r);
 	}
 	pthread_mutex_unlock(&r->lock);
 	return ret;
@@ -179,21 +185,21 @@ int rt_ctrl_send_msg(struct rdm_rdma *r, const struct rdm_msg *m)
 	int ret;
 
 	if (!need || need > RT_MAX_MSG)
-		return rt_fail(r, -EINVAL, "cannot encode %s", rdm_msg_name((uint16_t)m->type));
+		return rt_fail_locked(r, -EINVAL, "cannot encode %s", rdm_msg_name((uint16_t)m->type));
 	o = malloc(sizeof(*o) + need);
 	if (!o)
-		return rt_fail(r, -ENOMEM, "no memory for a control message");
+		return rt_fail_locked(r, -ENOMEM, "no memory for a control message");
 	ret = rdm_msg_encode(m, o->data, need, &len);
 	if (ret) {
 		free(o);
-		return rt_fail(r, ret, "encoding %s", rdm_msg_name((uint16_t)m->type));
+		return rt_fail_locked(r, ret, "encoding %s", rdm_msg_name((uint16_t)m->type));
 	}
 	o->len = len;
 	o->next = NULL;
 	for (tail = &r->outq; *tail; tail = &(*tail)->next)
 		;
 	*tail = o;
-	return rt_ctrl_kick(r);
+	return kick(r);
 }
 
 int rt_ctrl_on_send(struct rdm_rdma *r, const struct ibv_wc *wc)
@@ -201,44 +207,80 @@ int rt_ctrl_on_send(struct rdm_rdma *r, const struct ibv_wc *wc)
 	if (wc->status != IBV_WC_SUCCESS) {
 		if (r->stopping)
 			return 0;
-		return rt_fail(r, -EIO, "control send failed: %s", ibv_wc_status_str(wc->status));
+		return rt_fail_locked(r, -EIO, "control send failed: %s", ibv_wc_status_str(wc->status));
 	}
 	if ((wc->wr_id & ~0xffffffull) == RT_WR_CREDIT)
 		r->credit_msgs_out--;
 	else
 		r->done++; /* RC completes sends in order: the oldest slot is free */
 	pthread_cond_broadcast(&r->cond);
-	return rt_ctrl_kick(r);
+	return kick(r);
 }
 
+/* Lock held: a whole frame for the caller, or for the keys thread. */
 static int deliver(struct rdm_rdma *r, const uint8_t *p, size_t len)
 {
 	struct rt_msgq *q;
 	uint16_t type;
 	uint32_t plen;
+	bool internal;
 	int ret;
 
 	ret = rdm_hdr_decode(p, len, &type, &plen);
 	if (ret || plen != len - RDM_HDR_LEN)
-		return rt_fail(r, -EBADMSG, "malformed control frame (%zu bytes)", len);
-	if (type == RDM_MSG_RDMA_KEYS || type == RDM_MSG_RDMA_REG || type == RDM_MSG_RDMA_READY) {
-		struct rdm_msg m;
-
-		ret = rdm_msg_decode(p, len, &m);
-		if (ret)
-			return rt_fail(r, ret, "bad %s from the peer", rdm_msg_name(type));
-		return rt_keys_on_msg(r, &m);
-	}
+		return rt_fail_locked(r, -EBADMSG, "malformed control frame (%zu bytes)", len);
+	internal = type == RDM_MSG_RDMA_KEYS || type == RDM_MSG_RDMA_REG ||
+		   type == RDM_MSG_RDMA_READY;
+	if (internal && !r->blocks)
+		return rt_fail_locked(r, -EPROTO, "%s before the block list", rdm_msg_name(type));
+	/* The keys thread answers in turn; a peer cannot make it queue without bound. */
+	if (internal && r->kqlen >= RT_KQ_MAX)
+		return rt_fail_locked(r, -EPROTO, "more than %u registration messages unanswered",
+				      RT_KQ_MAX);
 	q = malloc(sizeof(*q) + len);
 	if (!q)
-		return rt_fail(r, -ENOMEM, "no memory for a control message");
+		return rt_fail_locked(r, -ENOMEM, "no memory for a control message");
 	q->next = NULL;
 	q->len = len;
 	memcpy(q->data, p, len);
-	*r->qtail = q;
-	r->qtail = &q->next;
+	if (internal) {
+		*r->ktail = q;
+		r->ktail = &q->next;
+		r->kqlen++;
+	} else {
+		*r->qtail = q;
+		r->qtail = &q->next;
+	}
 	pthread_cond_broadcast(&r->cond);
 	return 0;
+}
+
+struct rt_msgq *rt_ctrl_take_internal(struct rdm_rdma *r)
+{
+	struct rt_msgq *q = r->khead;
+
+	if (!q)
+		return NULL;
+	r->khead = q->next;
+	if (!r->khead)
+		r->ktail = &r->khead;
+	r->kqlen--;
+	return q;
+}
+
+void rt_ctrl_flush(struct rdm_rdma *r, int ms)
+{
+	uint64_t deadline = rt_now_ms() + (uint64_t)ms;
+
+	pthread_mutex_lock(&r->lock);
+	while (!r->error && r->progress_started && (r->done != r->fill || r->outq) &&
+	       rt_now_ms() < deadline) {
+		struct timespec ts;
+
+		rt_slice(&ts, 20);
+		pthread_cond_timedwait(&r->cond, &r->lock, &ts);
+	}
+	pthread_mutex_unlock(&r->lock);
 }
 
 int rt_ctrl_on_recv(struct rdm_rdma *r, const struct ibv_wc *wc)
@@ -249,7 +291,7 @@ int rt_ctrl_on_recv(struct rdm_rdma *r, const struct ibv_wc *wc)
 	if (wc->status != IBV_WC_SUCCESS) {
 		if (r->stopping)
 			return 0;
-		return rt_fail(r, -EIO, "control receive failed: %s", ibv_wc_status_str(wc->status));
+		return rt_fail_locked(r, -EIO, "control receive failed: %s", ibv_wc_status_str(wc->status));
 	}
 	if (wc->wc_flags & IBV_WC_WITH_IMM)
 		r->credits += ntohl(wc->imm_data);
@@ -258,10 +300,10 @@ int rt_ctrl_on_recv(struct rdm_rdma *r, const struct ibv_wc *wc)
 	if (!ret)
 		ret = post_recv(r, i);
 	if (ret)
-		return r->error ? r->error : rt_fail(r, ret, "re-posting a receive");
+		return r->error ? r->error : rt_fail_locked(r, ret, "re-posting a receive");
 	if (wc->byte_len)
 		r->to_return++;
-	return rt_ctrl_kick(r);
+	return kick(r);
 }
 
 int rt_ctrl_recv(struct rdm_rdma *r, void *buf, size_t cap, size_t *len, int timeout_ms)

@@ -26,7 +26,7 @@ static int wait_room(struct rdm_rdma *r, struct rt_qp *q, unsigned n)
 		struct timespec ts;
 
 		if (rt_now_ms() >= deadline)
-			return rt_fail(r, -ETIMEDOUT, "data queue %u: no completion for %d ms",
+			return rt_fail_locked(r, -ETIMEDOUT, "data queue %u: no completion for %d ms",
 				       q->index, r->timeout_ms);
 		rt_slice(&ts, 100);
 		pthread_cond_timedwait(&r->cond, &r->lock, &ts);
@@ -51,7 +51,7 @@ static int post_batch(struct rdm_rdma *r, struct rt_qp *q)
 	}
 	ret = rt_errno(ibv_post_send(q->qp, &q->wr[0], &bad));
 	if (ret)
-		return rt_fail(r, ret, "posting %u writes on data queue %u: %s", q->nbatch,
+		return rt_fail_locked(r, ret, "posting %u writes on data queue %u: %s", q->nbatch,
 			       q->index, strerror(-ret));
 	q->posted += q->nbatch;
 	q->posted_bytes += q->queued_bytes;
@@ -95,12 +95,58 @@ static int add_wr(struct rdm_rdma *r, struct rt_qp *q, uint64_t laddr, uint32_t 
 }
 
 /* Lock held: post every partial batch (a writer about to wait must not sit on WRs). */
-int rt_data_flush(struct rdm_rdma *r)
+static int flush(struct rdm_rdma *r)
 {
 	int ret = 0;
 
 	for (unsigned i = 0; i < r->ndata && !ret; i++)
 		ret = post_batch(r, &r->data[i]);
+	return ret;
+}
+
+/* Lock held: the WRITE sequence below which every WRITE has completed. */
+static uint64_t idle_gseq(struct rdm_rdma *r)
+{
+	uint64_t idle = r->gseq;
+
+	for (unsigned i = 0; i < r->ndata; i++) {
+		struct rt_qp *q = &r->data[i];
+		uint64_t c;
+
+		if (q->nbatch)
+			c = q->ring[(q->posted + 1) % RT_RING].gseq - 1; /* before the first unposted */
+		else if (q->posted == q->completed)
+			continue;
+		else
+			c = q->done_gseq;
+		if (c < idle)
+			idle = c;
+	}
+	return idle;
+}
+
+/* The remote key for off in block b, waiting (with our writes posted) while it is asked for. */
+static int remote_key(struct rdm_rdma *r, unsigned b, uint64_t off, struct rt_rkey **out)
+{
+	uint64_t deadline = rt_now_ms() + (uint64_t)r->timeout_ms;
+	int ret;
+
+	pthread_mutex_lock(&r->lock);
+	while ((ret = rt_keys_lookup(r, b, off, idle_gseq(r), out)) == -EAGAIN) {
+		struct timespec ts;
+
+		if (rt_now_ms() >= deadline) {
+			ret = rt_fail_locked(r, -ETIMEDOUT, "no key for block %u chunk %llu in %d ms",
+					     b, (unsigned long long)(off / r->chunk), r->timeout_ms);
+			break;
+		}
+		ret = flush(r); /* our own queued writes may be what must complete */
+		if (ret)
+			break;
+		rt_slice(&ts, 50);
+		pthread_cond_timedwait(&r->cond, &r->lock, &ts);
+	}
+	pthread_mutex_unlock(&r->lock);
 	return ret;
 }
 
@@ -125,7 +171,7 @@ int rt_write(struct rdm_tp *t, unsigned block, uint64_t off, uint64_t len)
 		struct rdm_pin_key lk;
 		struct rt_rkey *rk;
 
-		ret = rt_keys_get(r, block, off, &rk);
+		ret = remote_key(r, block, off, &rk);
 		if (ret)
 			return ret;
 		ret = rdm_pin_get(r->pin, block, off, piece, &lk, why, sizeof(why));
@@ -215,26 +261,27 @@ static void fence_faults(struct rdm_rdma *r)
 		rdma_disconnect(r->ctrl.id);
 }
 
-/* Destination; wc == NULL posts the initial receives. Lock held otherwise. */
+int rt_data_post_fence_recvs(struct rt_qp *q)
+{
+	int ret = 0;
+
+	for (unsigned i = 0; i < RT_FENCE_RECVS && !ret; i++)
+		ret = post_fence_recv(q);
+	return ret;
+}
+
+/* Destination, lock held: a fence arrived on q. */
 int rt_data_on_recv(struct rdm_rdma *r, struct rt_qp *q, const struct ibv_wc *wc)
 {
 	uint32_t lo;
 	int ret;
 
-	if (!wc) {
-		for (unsigned i = 0; i < RT_FENCE_RECVS; i++) {
-			ret = post_fence_recv(q);
-			if (ret)
-				return ret;
-		}
-		return 0;
-	}
 	if (wc->status != IBV_WC_SUCCESS)
 		return r->stopping ? 0
-				   : rt_fail(r, -EIO, "data queue %u receive: %s", q->index,
+				   : rt_fail_locked(r, -EIO, "data queue %u receive: %s", q->index,
 					     ibv_wc_status_str(wc->status));
 	if (!(wc->wc_flags & IBV_WC_WITH_IMM) || wc->byte_len)
-		return rt_fail(r, -EPROTO, "data queue %u: unexpected message", q->index);
+		return rt_fail_locked(r, -EPROTO, "data queue %u: unexpected message", q->index);
 	/* Fences carry the low 32 bits; sequences only grow. */
 	lo = ntohl(wc->imm_data);
 	uint64_t seq = (q->fence_seq & ~0xffffffffull) | lo;
@@ -244,14 +291,14 @@ int rt_data_on_recv(struct rdm_rdma *r, struct rt_qp *q, const struct ibv_wc *wc
 	fence_faults(r);
 	pthread_cond_broadcast(&r->cond);
 	ret = post_fence_recv(q);
-	return ret ? rt_fail(r, ret, "re-posting a fence receive") : 0;
+	return ret ? rt_fail_locked(r, ret, "re-posting a fence receive") : 0;
 }
 
 int rt_data_on_send(struct rdm_rdma *r, struct rt_qp *q, const struct ibv_wc *wc)
 {
 	if (wc->status != IBV_WC_SUCCESS)
 		return r->stopping ? 0
-				   : rt_fail(r, -EIO, "write on data queue %u failed: %s (vendor %u)",
+				   : rt_fail_locked(r, -EIO, "write on data queue %u failed: %s (vendor %u)",
 					     q->index, ibv_wc_status_str(wc->status),
 					     wc->vendor_err);
 	/* RC completes in order: WR wr_id and everything before it are done. */
@@ -260,7 +307,7 @@ int rt_data_on_send(struct rdm_rdma *r, struct rt_qp *q, const struct ibv_wc *wc
 		q->done_gseq = q->ring[wc->wr_id % RT_RING].gseq;
 		q->completed_bytes = q->ring[wc->wr_id % RT_RING].bytes;
 	}
-	rdm_pin_idle_upto(r->pin, rt_idle_gseq(r));
+	rdm_pin_idle_upto(r->pin, idle_gseq(r));
 	pthread_cond_broadcast(&r->cond);
 	return 0;
 }

@@ -6,6 +6,11 @@
  * RDMA_REG, keeps writing to chunks it has keys for meanwhile, and when the
  * destination's budget is spent names idle chunks (all their writes complete)
  * for it to drop in the same message.
+ *
+ * Messages of this protocol come off the control channel's internal queue
+ * on the keys thread, never on the completion path: the destination's
+ * ibv_reg_mr (rdm_pin_get) runs there without r->lock, so completions and
+ * writers go on meanwhile.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -13,6 +18,8 @@
 #include <string.h>
 
 #include "transport/rdma/rdma_int.h"
+
+static int start_thread(struct rdm_rdma *r);
 
 static uint64_t chunk_len(struct rdm_rdma *r, unsigned b, uint64_t k)
 {
@@ -44,7 +51,18 @@ static int open_pin(struct rdm_rdma *r, int access)
 	return ret ? rdm_tp_fail(ret, "%s", err) : 0;
 }
 
-/* Destination (lock held), pin-all: every piece of every block, in as few messages as fit. */
+/* Lock not held: queue m for the peer. */
+static int send_msg(struct rdm_rdma *r, const struct rdm_msg *m)
+{
+	int ret;
+
+	pthread_mutex_lock(&r->lock);
+	ret = rt_ctrl_send_msg(r, m);
+	pthread_mutex_unlock(&r->lock);
+	return ret;
+}
+
+/* Destination, keys thread, pin-all: every piece of every block, in as few messages as fit. */
 static int send_all_keys(struct rdm_rdma *r)
 {
 	struct rdm_rdma_key *keys = calloc(RDM_RDMA_KEYS_MAX, sizeof(*keys));
@@ -70,14 +88,14 @@ static int send_all_keys(struct rdm_rdma *r)
 			off = start + k.len;
 			if (n == RDM_RDMA_KEYS_MAX) {
 				m.u.keys = (struct rdm_rdma_keys){n, keys, NULL};
-				ret = rt_ctrl_send_msg(r, &m);
+				ret = send_msg(r, &m);
 				n = 0;
 			}
 		}
 	}
 	if (!ret && n) {
 		m.u.keys = (struct rdm_rdma_keys){n, keys, NULL};
-		ret = rt_ctrl_send_msg(r, &m);
+		ret = send_msg(r, &m);
 	}
 	free(keys);
 	return ret;
@@ -86,10 +104,12 @@ static int send_all_keys(struct rdm_rdma *r)
 static int dest_setup(struct rdm_rdma *r)
 {
 	/* Keys go out when the source asks (an empty RDMA_REG): it is ready for them then. */
-	return open_pin(r, IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_REMOTE_WRITE);
+	int ret = open_pin(r, IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_REMOTE_WRITE);
+
+	return ret ? ret : start_thread(r);
 }
 
-/* Lock held: the source's first, empty RDMA_REG. */
+/* Keys thread: the source's first, empty RDMA_REG. r->ready is this thread's on the destination. */
 static int dest_start(struct rdm_rdma *r)
 {
 	struct rdm_msg m = {.type = RDM_MSG_RDMA_READY};
@@ -111,7 +131,7 @@ static int dest_start(struct rdm_rdma *r)
 
 		m.u.ready.budget = m.u.ready.budget > ctrl ? m.u.ready.budget - ctrl : 0;
 	}
-	return rt_ctrl_send_msg(r, &m);
+	return send_msg(r, &m);
 }
 
 /* Lock held: an ERROR already queued for the core explains a stalled setup. */
@@ -122,7 +142,7 @@ static int peer_error(struct rdm_rdma *r)
 	if (!r->qhead || rdm_msg_decode(r->qhead->data, r->qhead->len, &m) ||
 	    m.type != RDM_MSG_ERROR)
 		return 0;
-	return rt_fail(r, m.u.error.code, "destination: %s", m.u.error.text);
+	return rt_fail_locked(r, m.u.error.code, "destination: %s", m.u.error.text);
 }
 
 static int source_setup(struct rdm_rdma *r)
@@ -144,6 +164,8 @@ static int source_setup(struct rdm_rdma *r)
 	/* Read-only: the source never writes here, and a writable pin would fight the
 	 * write protection a VMM may use for dirty tracking (userfaultfd, soft-dirty). */
 	ret = open_pin(r, 0);
+	if (!ret)
+		ret = start_thread(r);
 	if (ret)
 		return ret;
 	pthread_mutex_lock(&r->lock);
@@ -153,7 +175,8 @@ static int source_setup(struct rdm_rdma *r)
 		struct timespec ts;
 
 		if (rt_now_ms() >= deadline) {
-			ret = rt_fail(r, -ETIMEDOUT, "no registration answer from the destination");
+			ret = rt_fail_locked(r, -ETIMEDOUT,
+					     "no registration answer from the destination");
 			break;
 		}
 		rt_slice(&ts, 100);
@@ -179,7 +202,7 @@ static struct rt_rkey *victim(struct rdm_rdma *r, uint64_t idle, unsigned *vb, u
 		for (uint64_t k = 0; k < r->nchunks[b]; k++) {
 			struct rt_rkey *e = &r->remote[b][k];
 
-			if (e->valid && e->last_gseq <= idle && (!best || e->lru < best->lru)) {
+			if (e->state == RT_KEY_VALID && e->last_gseq <= idle && (!best || e->lru < best->lru)) {
 				best = e;
 				*vb = b;
 				*vk = k;
@@ -189,21 +212,21 @@ static struct rt_rkey *victim(struct rdm_rdma *r, uint64_t idle, unsigned *vb, u
 }
 
 /* Lock held: ask for chunks [k, k + RT_PREFETCH) of block b we lack. */
-static int ask(struct rdm_rdma *r, unsigned b, uint64_t k)
+static int ask(struct rdm_rdma *r, unsigned b, uint64_t k, uint64_t idle)
 {
 	struct rdm_rdma_chunk want[RT_PREFETCH], drop[RT_PREFETCH], all[2 * RT_PREFETCH];
 	struct rdm_msg m = {.type = RDM_MSG_RDMA_REG};
 	uint32_t nw = 0, nd = 0;
-	uint64_t need = 0, idle = rt_idle_gseq(r);
+	uint64_t need = 0;
 
 	for (uint64_t i = k; i < r->nchunks[b] && i < k + RT_PREFETCH; i++) {
 		struct rt_rkey *e = &r->remote[b][i];
 		uint64_t len = chunk_len(r, b, i);
 
-		if (e->valid || e->asked)
+		if (e->state != RT_KEY_NONE)
 			continue;
 		if (len > r->peer_budget)
-			return rt_fail(r, -ENOMEM,
+			return rt_fail_locked(r, -ENOMEM,
 				       "the destination may register %llu bytes, less than one %llu-byte "
 				       "chunk (raise its memlock limit or lower chunk-size)",
 				       (unsigned long long)r->peer_budget, (unsigned long long)len);
@@ -215,13 +238,13 @@ static int ask(struct rdm_rdma *r, unsigned b, uint64_t k)
 
 			if (!v)
 				break;
-			v->valid = false;
+			v->state = RT_KEY_NONE;
 			r->remote_bytes -= v->len;
 			drop[nd++] = (struct rdm_rdma_chunk){vb, vk * r->chunk};
 		}
 		if (r->remote_bytes + need + len > r->peer_budget)
 			break; /* the rest waits for writes to complete */
-		e->asked = true;
+		e->state = RT_KEY_ASKED;
 		need += len;
 		want[nw++] = (struct rdm_rdma_chunk){b, i * r->chunk};
 	}
@@ -235,53 +258,36 @@ static int ask(struct rdm_rdma *r, unsigned b, uint64_t k)
 	return rt_ctrl_send_msg(r, &m);
 }
 
-int rt_keys_get(struct rdm_rdma *r, unsigned b, uint64_t off, struct rt_rkey **out)
+int rt_keys_lookup(struct rdm_rdma *r, unsigned b, uint64_t off, uint64_t idle,
+		   struct rt_rkey **out)
 {
-	uint64_t k = off / r->chunk, deadline = rt_now_ms() + (uint64_t)r->timeout_ms;
+	uint64_t k = off / r->chunk, ahead = k + RT_PREFETCH / 2;
 	struct rt_rkey *e = &r->remote[b][k];
 	int ret = 0;
 
-	pthread_mutex_lock(&r->lock);
+	if (r->error)
+		return r->error;
+	if (r->pin_all && e->state != RT_KEY_VALID)
+		return rt_fail_locked(r, -EPROTO, "no key for block %u chunk %llu", b,
+				      (unsigned long long)k);
 	if (!r->pin_all) {
-		/* Ask ahead so the answer is back before the writer gets there. */
-		if (!e->valid && !e->asked)
-			ret = ask(r, b, k);
-		if (!ret && k + RT_PREFETCH / 2 < r->nchunks[b] &&
-		    !r->remote[b][k + RT_PREFETCH / 2].asked &&
-		    !r->remote[b][k + RT_PREFETCH / 2].valid)
-			ret = ask(r, b, k + RT_PREFETCH / 2);
-	}
-	while (!ret && !e->valid) {
-		struct timespec ts;
-
-		if (r->error || r->pin_all) {
-			ret = r->error ? r->error
-				       : rt_fail(r, -EPROTO, "no key for block %u chunk %llu", b,
-						 (unsigned long long)k);
-			break;
-		}
-		if (rt_now_ms() >= deadline) {
-			ret = rt_fail(r, -ETIMEDOUT, "no key for block %u chunk %llu in %d ms", b,
-				      (unsigned long long)k, r->timeout_ms);
-			break;
-		}
-		ret = rt_data_flush(r); /* our own queued writes may be what must complete */
-		if (!ret && !e->asked)
-			ret = ask(r, b, k); /* room may have come free */
+		/* Ask ahead so the answer is back before the writer gets there; asking
+		 * again for a chunk dropped meanwhile may find room come free. */
+		if (e->state == RT_KEY_NONE)
+			ret = ask(r, b, k, idle);
+		if (!ret && ahead < r->nchunks[b] && r->remote[b][ahead].state == RT_KEY_NONE)
+			ret = ask(r, b, ahead, idle);
 		if (ret)
-			break;
-		rt_slice(&ts, 50);
-		pthread_cond_timedwait(&r->cond, &r->lock, &ts);
+			return ret;
 	}
-	if (!ret) {
-		e->lru = ++r->tick;
-		*out = e;
-	}
-	pthread_mutex_unlock(&r->lock);
-	return ret;
+	if (e->state != RT_KEY_VALID)
+		return -EAGAIN;
+	e->lru = ++r->tick;
+	*out = e;
+	return 0;
 }
 
-/* Source: install keys the destination sent. */
+/* Source, keys thread, lock held: install keys the destination sent. */
 static int on_keys(struct rdm_rdma *r, const struct rdm_rdma_keys *ks)
 {
 	for (uint32_t i = 0; i < ks->count; i++) {
@@ -290,7 +296,7 @@ static int on_keys(struct rdm_rdma *r, const struct rdm_rdma_keys *ks)
 		rdm_rdma_keys_get(ks, i, &k);
 		if (k.block >= r->nblocks || k.offset % r->chunk || k.offset >= r->blocks[k.block].len ||
 		    k.len > r->blocks[k.block].len - k.offset)
-			return rt_fail(r, -EBADMSG, "key for block %u +%llu len %llu out of range",
+			return rt_fail_locked(r, -EBADMSG, "key for block %u +%llu len %llu out of range",
 				       k.block, (unsigned long long)k.offset,
 				       (unsigned long long)k.len);
 		for (uint64_t c = k.offset / r->chunk; c * r->chunk < k.offset + k.len; c++) {
@@ -299,8 +305,7 @@ static int on_keys(struct rdm_rdma *r, const struct rdm_rdma_keys *ks)
 			e->addr = k.addr + (c * r->chunk - k.offset);
 			e->len = chunk_len(r, k.block, c);
 			e->rkey = k.rkey;
-			e->valid = true;
-			e->asked = false;
+			e->state = RT_KEY_VALID;
 		}
 	}
 	if (!r->pin_all && r->asks_out)
@@ -309,7 +314,7 @@ static int on_keys(struct rdm_rdma *r, const struct rdm_rdma_keys *ks)
 	return 0;
 }
 
-/* Destination: drop, then register and answer with the keys. */
+/* Destination, keys thread, lock not held: drop, then register and answer with the keys. */
 static int on_reg(struct rdm_rdma *r, const struct rdm_rdma_reg *rq)
 {
 	struct rdm_rdma_key keys[2 * RT_PREFETCH];
@@ -355,24 +360,30 @@ static int on_reg(struct rdm_rdma *r, const struct rdm_rdma_reg *rq)
 		keys[n++] = (struct rdm_rdma_key){c.block, c.offset, k.len, k.addr, k.rkey};
 	}
 	m.u.keys = (struct rdm_rdma_keys){n, keys, NULL};
-	return rt_ctrl_send_msg(r, &m);
+	return send_msg(r, &m);
 }
 
-int rt_keys_on_msg(struct rdm_rdma *r, const struct rdm_msg *m)
+/* Keys thread, lock not held: one message of the registration protocol. */
+static int handle(struct rdm_rdma *r, const struct rdm_msg *m)
 {
-	if (!r->blocks)
-		return rt_fail(r, -EPROTO, "%s before the block list", rdm_msg_name(m->type));
+	int ret = 0;
+
 	switch (m->type) {
 	case RDM_MSG_RDMA_KEYS:
 		if (!r->source)
 			break;
-		return on_keys(r, &m->u.keys);
+		pthread_mutex_lock(&r->lock);
+		ret = on_keys(r, &m->u.keys);
+		pthread_mutex_unlock(&r->lock);
+		return ret;
 	case RDM_MSG_RDMA_READY:
 		if (!r->source || (m->u.ready.flags & 1) != r->pin_all)
 			break;
+		pthread_mutex_lock(&r->lock);
 		r->peer_budget = m->u.ready.budget;
 		r->ready = true;
 		pthread_cond_broadcast(&r->cond);
+		pthread_mutex_unlock(&r->lock);
 		return 0;
 	case RDM_MSG_RDMA_REG:
 		return on_reg(r, &m->u.reg);
@@ -380,4 +391,53 @@ int rt_keys_on_msg(struct rdm_rdma *r, const struct rdm_msg *m)
 		break;
 	}
 	return rt_fail(r, -EPROTO, "unexpected %s", rdm_msg_name(m->type));
+}
+
+static void *keys_main(void *arg)
+{
+	struct rdm_rdma *r = arg;
+
+	pthread_mutex_lock(&r->lock);
+	while (!r->stopping) {
+		struct rt_msgq *q = rt_ctrl_take_internal(r);
+		struct timespec ts;
+		struct rdm_msg m;
+		int ret;
+
+		if (!q) {
+			rt_slice(&ts, 100);
+			pthread_cond_timedwait(&r->cond, &r->lock, &ts);
+			continue;
+		}
+		/* After a failure nothing more is registered or answered. */
+		if (r->error) {
+			free(q);
+			continue;
+		}
+		pthread_mutex_unlock(&r->lock);
+		ret = rdm_msg_decode(q->data, q->len, &m);
+		if (ret)
+			rt_fail(r, ret, "bad registration message from the peer");
+		else
+			handle(r, &m);
+		free(q); /* after handle: m may point into it */
+		pthread_mutex_lock(&r->lock);
+	}
+	pthread_mutex_unlock(&r->lock);
+	return NULL;
+}
+
+static int start_thread(struct rdm_rdma *r)
+{
+	int ret = -pthread_create(&r->keys, NULL, keys_main, r);
+
+	r->keys_started = ret == 0;
+	return ret ? rdm_tp_fail(ret, "cannot start the keys thread: %s", strerror(-ret)) : 0;
+}
+
+void rt_keys_stop(struct rdm_rdma *r)
+{
+	if (r->keys_started)
+		pthread_join(r->keys, NULL);
+	r->keys_started = false;
 }

@@ -20,6 +20,27 @@
  * source asks for the keys of the chunks just ahead of its writes, many per
  * message, while it keeps writing to chunks it has keys for, and tells the
  * destination which idle chunks to drop when its budget is spent.
+ *
+ * Rooms, each calling only the ones listed before it (no two files call
+ * each other; the doors open one way):
+ *   base.c      first error, clocks, errno dialects (calls nobody)
+ *   ctrl.c      control channel: slots, credits, message queues
+ *   keys.c      registration across the wire, on its own thread (-> ctrl)
+ *   data.c      WR chains, fences, completions of data QPs (-> keys)
+ *   progress.c  the completion thread (-> ctrl, data)
+ *   cm.c        rdma_cm: QPs, connecting, the CM thread (-> ctrl)
+ *   session.c   one rdm_rdma's allocation and teardown (-> progress, cm, keys, ctrl)
+ *   listen.c    the listener, sessions assembled side by side (-> session, cm, ctrl, data, progress)
+ *   rdma.c      the vtable (-> all of the above)
+ *
+ * Threads: the callers, progress (completions), cm (disconnects) and keys
+ * (registration requests and answers: ibv_reg_mr never runs on the
+ * completion path, so no completion queue waits for a pin).
+ *
+ * Locks, in order: r->lock (one per session, not recursive), then the pin's
+ * own lock (pin/ calls nothing back). "Lock held" below means r->lock; no
+ * verbs registration call is made with it held. rt_fail() takes the lock,
+ * rt_fail_locked() expects it.
  */
 #ifndef RDMIG_TRANSPORT_RDMA_INT_H
 #define RDMIG_TRANSPORT_RDMA_INT_H
@@ -49,6 +70,12 @@
 #define RT_RING 2048u              /* > send queue depth */
 #define RT_PREFETCH 32u          /* on demand: chunk keys asked for ahead of the writer */
 
+/* The CHANNEL frame in the connect private data (cm.c, listen.c). */
+#define RT_FLAG_PIN_ALL 1u
+#define RT_FLAG_PROOF 2u      /* a CHAN_PROOF frame follows the CHANNEL frame */
+#define RT_FLAG_CHUNK_SHIFT 8 /* bits 8..15: log2 of the chunk size */
+#define RT_HELLO_LEN 28u      /* the CHANNEL frame */
+
 /* wr_id tags on the control QP. */
 #define RT_WR_RECV 0x1000000ull
 #define RT_WR_SLOT 0x2000000ull
@@ -61,11 +88,18 @@ struct rt_mark {
 	uint64_t bytes; /* bytes posted on the QP so far */
 };
 
+/* A remote chunk's key as the source knows it. */
+enum rt_key_state {
+	RT_KEY_NONE,  /* no key (never asked, or dropped to stay in budget) */
+	RT_KEY_ASKED, /* asked for in an RDMA_REG, no answer yet */
+	RT_KEY_VALID, /* addr, len and rkey may be written to */
+};
+
 /* A remote chunk as the source sees it. */
 struct rt_rkey {
 	uint64_t addr, len;
 	uint32_t rkey;
-	bool valid, asked;
+	enum rt_key_state state;
 	uint64_t last_gseq; /* last WRITE posted into it */
 	uint64_t lru;       /* tick of last use */
 };
@@ -131,7 +165,9 @@ struct rdm_rdma {
 	uint8_t *rbuf;
 	struct ibv_mr *rmr;
 	unsigned to_return; /* receives re-posted since we last returned credits */
-	struct rt_msgq *qhead, **qtail;
+	struct rt_msgq *qhead, **qtail; /* messages for the caller (recv) */
+	struct rt_msgq *khead, **ktail; /* registration messages for the keys thread */
+	unsigned kqlen;
 
 	/* control send side: a ring of slots, filled -> posted -> completed */
 	uint8_t *sbuf;
@@ -154,13 +190,21 @@ struct rdm_rdma {
 	uint64_t tick;
 	uint64_t gseq;             /* global WRITE sequence */
 	unsigned asks_out;         /* REG_REQ messages without an answer */
+	pthread_t keys;            /* the keys thread (keys.c) */
+	bool keys_started;
 };
 
 #define to_rdma(t) ((struct rdm_rdma *)(t))
 
-/* Record the first error (and why); wakes every waiter. Returns err. */
+/* base.c */
+/* Record the first error (and why) for every later call; wakes every waiter. Returns err. */
 int rt_fail(struct rdm_rdma *r, int err, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
+/* The same, lock held. */
+int rt_fail_locked(struct rdm_rdma *r, int err, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+/* A call that failed without text of its own gets the first error's text. Lock not held. */
+int rt_ret(struct rdm_rdma *r, int ret);
 /* -errno from a verbs call that returned rc (positive errno, or -1 with errno). */
 int rt_errno(int rc);
 uint64_t rt_now_ms(void);
@@ -169,17 +213,63 @@ uint64_t rt_deadline(int timeout_ms);
 /* Deadline helper for pthread_cond_timedwait (ms from now, clamped to 100 ms slices). */
 void rt_slice(struct timespec *ts, int ms);
 
-/* rdma.c */
-struct rdm_rdma *rt_alloc(const struct rdm_tp_opts *o, bool source, unsigned ndata);
-void rt_free(struct rdm_rdma *r);
-/* Lock held: the WRITE sequence below which every WRITE has completed. */
-uint64_t rt_idle_gseq(struct rdm_rdma *r);
+/* ctrl.c */
+int rt_ctrl_init(struct rdm_rdma *r);
+void rt_ctrl_fini(struct rdm_rdma *r);
+int rt_ctrl_send(struct rdm_rdma *r, const void *msg, size_t len);
+/* Lock held: queue an internal message (never blocks). */
+int rt_ctrl_send_msg(struct rdm_rdma *r, const struct rdm_msg *m);
+int rt_ctrl_recv(struct rdm_rdma *r, void *buf, size_t cap, size_t *len, int timeout_ms);
+/* Lock held: the oldest registration message, or NULL; the caller frees it. */
+struct rt_msgq *rt_ctrl_take_internal(struct rdm_rdma *r);
+/* Wait up to ms for the messages handed to send() to leave. Lock not held. */
+void rt_ctrl_flush(struct rdm_rdma *r, int ms);
+/* Progress-thread side (lock held): completions of the control QP. */
+int rt_ctrl_on_recv(struct rdm_rdma *r, const struct ibv_wc *wc);
+int rt_ctrl_on_send(struct rdm_rdma *r, const struct ibv_wc *wc);
+
+/* keys.c */
+/* set_blocks: registers (pin-all), starts the keys thread, source waits for RDMA_READY. */
+int rt_keys_setup(struct rdm_rdma *r);
+/* Joins the keys thread (r->stopping set first). */
+void rt_keys_stop(struct rdm_rdma *r);
+/*
+ * Source, lock held: the key for [off, ...) of block b in *out (0), or
+ * -EAGAIN when it is asked for and not here yet (the caller flushes its
+ * writes and waits on r->cond); asks ahead. idle: the WRITE sequence below
+ * which every WRITE has completed (chunks up to it may be dropped).
+ */
+int rt_keys_lookup(struct rdm_rdma *r, unsigned b, uint64_t off, uint64_t idle,
+		   struct rt_rkey **out);
+
+/* data.c */
+int rt_write(struct rdm_tp *t, unsigned block, uint64_t off, uint64_t len);
+int rt_fence(struct rdm_tp *t, uint64_t seq);
+int rt_wait_fence(struct rdm_tp *t, uint64_t seq, int timeout_ms);
+/* Destination, at setup: the receives fences land in. */
+int rt_data_post_fence_recvs(struct rt_qp *q);
+/* Progress-thread side (lock held). */
+int rt_data_on_send(struct rdm_rdma *r, struct rt_qp *q, const struct ibv_wc *wc);
+int rt_data_on_recv(struct rdm_rdma *r, struct rt_qp *q, const struct ibv_wc *wc);
+
+/* progress.c */
+int rt_progress_start(struct rdm_rdma *r);
+void rt_progress_stop(struct rdm_rdma *r);
 
 /* cm.c */
+int rt_set_nonblock(int fd);
+/* Next CM event within timeout_ms: 0 and *ev, or -ETIMEDOUT. */
+int rt_next_event(struct rdma_event_channel *ech, int timeout_ms, struct rdma_cm_event **ev);
 int rt_connect_all(struct rdm_rdma *r, const struct rdm_addr *a, char *err, size_t errlen);
 int rt_setup_qp(struct rdm_rdma *r, struct rt_qp *q, struct rdma_cm_id *id, bool data);
 void rt_destroy_qp(struct rt_qp *q);
 int rt_start_cm_thread(struct rdm_rdma *r);
+
+/* session.c */
+struct rdm_rdma *rt_alloc(const struct rdm_tp_opts *o, bool source, unsigned ndata);
+void rt_free(struct rdm_rdma *r);
+
+/* listen.c */
 int rt_listen(const struct rdm_addr *a, const struct rdm_tp_opts *o, struct rdm_tp_listener **out,
 	      char *err, size_t errlen);
 int rt_listener_port(struct rdm_tp_listener *l, uint16_t *port);
@@ -187,35 +277,5 @@ int rt_accept(struct rdm_tp_listener *l, int timeout_ms, struct rdm_tp **out, ch
 	      size_t errlen);
 void rt_listener_shutdown(struct rdm_tp_listener *l);
 void rt_listener_close(struct rdm_tp_listener *l);
-
-/* ctrl.c */
-int rt_ctrl_init(struct rdm_rdma *r);
-void rt_ctrl_fini(struct rdm_rdma *r);
-int rt_ctrl_send(struct rdm_rdma *r, const void *msg, size_t len);
-int rt_ctrl_send_msg(struct rdm_rdma *r, const struct rdm_msg *m);
-int rt_ctrl_recv(struct rdm_rdma *r, void *buf, size_t cap, size_t *len, int timeout_ms);
-/* Progress-thread side (lock held): completions of the control QP. */
-int rt_ctrl_on_recv(struct rdm_rdma *r, const struct ibv_wc *wc);
-int rt_ctrl_on_send(struct rdm_rdma *r, const struct ibv_wc *wc);
-int rt_ctrl_kick(struct rdm_rdma *r);
-
-/* data.c */
-int rt_write(struct rdm_tp *t, unsigned block, uint64_t off, uint64_t len);
-int rt_fence(struct rdm_tp *t, uint64_t seq);
-int rt_wait_fence(struct rdm_tp *t, uint64_t seq, int timeout_ms);
-int rt_data_flush(struct rdm_rdma *r);
-int rt_data_on_send(struct rdm_rdma *r, struct rt_qp *q, const struct ibv_wc *wc);
-int rt_data_on_recv(struct rdm_rdma *r, struct rt_qp *q, const struct ibv_wc *wc);
-
-/* keys.c */
-int rt_keys_setup(struct rdm_rdma *r);
-/* Source: key for [off, off+len) of block b (asks ahead, waits when needed). */
-int rt_keys_get(struct rdm_rdma *r, unsigned b, uint64_t off, struct rt_rkey **out);
-/* Lock held: internal control messages. */
-int rt_keys_on_msg(struct rdm_rdma *r, const struct rdm_msg *m);
-
-/* progress.c */
-int rt_progress_start(struct rdm_rdma *r);
-void rt_progress_stop(struct rdm_rdma *r);
 
 #endif
