@@ -418,8 +418,8 @@ static void *keys_main(void *arg)
 		ret = rdm_msg_decode(q->data, q->len, &m);
 		if (ret)
 			rt_fail(r, ret, "bad registration message from the peer");
-		else
-			handle(r, &m);
+		else if ((ret = handle(r, &m)))
+			rt_fail(r, ret, "registration: %s", strerror(-ret)); /* the first error stays */
 		free(q); /* after handle: m may point into it */
 		pthread_mutex_lock(&r->lock);
 	}

@@ -30,7 +30,8 @@
  *   progress.c  the completion thread (-> ctrl, data)
  *   cm.c        rdma_cm: QPs, connecting, the CM thread (-> ctrl)
  *   session.c   one rdm_rdma's allocation and teardown (-> progress, cm, keys, ctrl)
- *   listen.c    the listener, sessions assembled side by side (-> session, cm, ctrl, data, progress)
+ *   listen.c    the listener, sessions assembled side by side
+ *               (-> session, cm, ctrl, data, progress)
  *   rdma.c      the vtable (-> all of the above)
  *
  * Threads: the callers, progress (completions), cm (disconnects) and keys
