@@ -10,13 +10,17 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 #include <zlib.h>
 
 #include <atomic>
 #include <cerrno>
 #include <chrono>
+#include <cstdio>
 #include <cstring>
+#include <fstream>
+#include <sstream>
 #include <random>
 #include <string>
 #include <thread>
@@ -126,6 +130,64 @@ inline bool closed_by_peer(int fd, int timeout_ms = 5000)
 	return recv(fd, &c, 1, MSG_DONTWAIT) <= 0;
 }
 
+// The calling thread's id, for thread_blocked().
+inline pid_t this_tid()
+{
+	return (pid_t)syscall(SYS_gettid);
+}
+
+// Thread tid of this process sleeps in the kernel (state S) within timeout_ms:
+// it is blocked inside the call it was started for, not still on its way in.
+// tid 0 (not yet set by the thread) counts as not blocked.
+inline bool thread_blocked(const std::atomic<pid_t> &tid, int timeout_ms = 5000)
+{
+	auto t0 = Clock::now();
+	do {
+		pid_t t = tid.load();
+		if (t) {
+			std::ifstream f("/proc/self/task/" + std::to_string(t) + "/stat");
+			std::string line;
+			std::getline(f, line);
+			size_t rp = line.rfind(')'); // the name may hold spaces
+			if (rp != std::string::npos && rp + 2 < line.size() && line[rp + 2] == 'S')
+				return true;
+		}
+		usleep(1000); // a poll slice
+	} while (ms_since(t0) < timeout_ms);
+	return false;
+}
+
+// The other end of fd (an IPv4 loopback connection to a listener in this
+// process) has read everything fd sent, within timeout_ms: its receive queue
+// in /proc/net/tcp is empty.
+inline bool peer_read_all(int fd, int timeout_ms = 5000)
+{
+	sockaddr_in me{}, peer{};
+	socklen_t ml = sizeof(me), pl = sizeof(peer);
+	if (getsockname(fd, (sockaddr *)&me, &ml) || getpeername(fd, (sockaddr *)&peer, &pl) ||
+	    me.sin_family != AF_INET)
+		return false;
+	unsigned want_local = ntohs(peer.sin_port), want_remote = ntohs(me.sin_port);
+	auto t0 = Clock::now();
+	do {
+		std::ifstream f("/proc/net/tcp");
+		std::string line;
+		std::getline(f, line); // the heading
+		while (std::getline(f, line)) {
+			unsigned lport, rport, st;
+			unsigned long txq, rxq;
+			// "sl: LOCALIP:PORT REMIP:PORT ST TXQ:RXQ ..."
+			if (sscanf(line.c_str(), " %*u: %*x:%x %*x:%x %x %lx:%lx", &lport, &rport, &st,
+				   &txq, &rxq) != 5)
+				continue;
+			if (lport == want_local && rport == want_remote && rxq == 0)
+				return true;
+		}
+		usleep(1000); // a poll slice
+	} while (ms_since(t0) < timeout_ms);
+	return false;
+}
+
 inline int raw_connect(int family, uint16_t port)
 {
 	int fd = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -230,12 +292,14 @@ int connect_to(const char *host, uint16_t port, const rdm_tp_opts &o, rdm_tp **o
 // accept() in a thread, because connect() returns only once accepted.
 struct Acceptor {
 	std::thread th;
+	std::atomic<pid_t> tid{ 0 }; // for thread_blocked()
 	int ret = 1;
 	rdm_tp *tp = nullptr;
 	char err[RDM_TP_ERRLEN] = "";
 	void start(rdm_tp_listener *l, int timeout_ms)
 	{
 		th = std::thread([this, l, timeout_ms] {
+			tid = this_tid();
 			ret = ops->accept(l, timeout_ms, &tp, err, sizeof(err));
 		});
 	}

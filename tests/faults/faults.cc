@@ -63,7 +63,7 @@ bool Dirtying(guest *g)
 		guest_counters(g, &gc);
 		if (gc.pages_dirtied > 0)
 			return true;
-		usleep(10 * 1000);
+		usleep(10 * 1000); /* a poll slice */
 	}
 	return false;
 }
@@ -114,8 +114,9 @@ void ExpectSourceRuns(Source &src)
 	EXPECT_TRUE(gc.running) << "the source VM must run";
 	EXPECT_EQ(gc.stops, gc.starts) << "every vm_stop on the source needs its vm_start";
 	uint64_t before = gc.pages_dirtied;
-	for (int i = 0; i < 200 && gc.pages_dirtied == before; i++) {
-		usleep(10 * 1000);
+	/* Within the peer timeout plus the margin: a loaded host may starve the workload a while. */
+	for (int i = 0; i < DeadlineMs() / 10 && gc.pages_dirtied == before; i++) {
+		usleep(10 * 1000); /* a poll slice */
 		guest_counters(src.g, &gc);
 	}
 	EXPECT_GT(gc.pages_dirtied, before) << "the source guest must keep running";

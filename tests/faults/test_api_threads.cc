@@ -9,11 +9,14 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <chrono>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "faults.h"
+
+extern "C" unsigned rdm_session_users(rdmig_session *s);
 
 namespace {
 
@@ -95,7 +98,7 @@ void Tuner(rdmig_session *s, std::atomic<bool> *stop, Seen *seen)
 		if ((r1 && r1 != -EBUSY) || (r2 && r2 != -EBUSY) || r3)
 			seen->Bad("set/get_parameter: " + std::to_string(r1) + " " + std::to_string(r2) +
 				  " " + std::to_string(r3));
-		usleep(1000);
+		usleep(1000); // the workload's pace: a call a millisecond
 	}
 }
 
@@ -232,7 +235,12 @@ TEST_F(ApiThreads, DestroyWhileAnotherThreadWaits)
 		rdmig_status st;
 		wret = rdmig_wait(src.s, -1, &st);
 	});
-	usleep(100 * 1000);
+	/* The waiter is inside rdmig_wait before the destroy starts (no ASSERT: w is joined below). */
+	auto t0 = std::chrono::steady_clock::now();
+	while (rdm_session_users(src.s) == 0 &&
+	       std::chrono::steady_clock::now() - t0 < std::chrono::milliseconds(DeadlineMs()))
+		usleep(1000); /* a poll slice */
+	EXPECT_GE(rdm_session_users(src.s), 1u) << "the waiter never got into rdmig_wait";
 	rdmig_session_destroy(src.s); /* waits for the waiter, or makes it return */
 	src.s = nullptr;
 	w.join();

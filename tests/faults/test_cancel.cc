@@ -61,6 +61,7 @@ TEST_F(Cancel, SourceInSetup)
 	ASSERT_EQ(0, dest.Signal(SIGSTOP));
 	Source src;
 	ASSERT_NO_FATAL_FAILURE(StartSource(src, cfg, SlowSource(), dest.Uri()));
+	/* A window for a source that wrongly gets past setup: a frozen peer gives nothing to wait on. */
 	usleep(300 * 1000);
 	rdmig_stats st = RDMIG_STATS_INIT;
 	rdmig_query(src.s, &st);

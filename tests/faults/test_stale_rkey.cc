@@ -133,7 +133,7 @@ TEST_F(StaleRkey, RefusedOutsideTheSessionAndAfterItsEnd)
 	ASSERT_TRUE(why.empty()) << why;
 	EXPECT_EQ(IBV_WC_REM_ACCESS_ERR, st) << ibv_wc_status_str(st);
 	printf("stale rkey 0x%08x after the session: %s\n", k.rkey, ibv_wc_status_str(st));
-	usleep(100 * 1000);
+	usleep(100 * 1000); /* a window for a late write to land, were one let through */
 	for (uint64_t i = win; i < len; i++)
 		ASSERT_EQ(0x11, dmem[i]) << "byte " << i << " changed outside the session's writes";
 }

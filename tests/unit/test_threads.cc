@@ -43,7 +43,7 @@ bool Eventually(const std::function<bool()> &pred, int timeout_ms = 30000)
 	for (int waited = 0; waited < timeout_ms; waited += 5) {
 		if (pred())
 			return true;
-		usleep(5000);
+		usleep(5000); // a poll slice
 	}
 	return pred();
 }
@@ -397,7 +397,7 @@ TEST(Threads, ConcurrentCallsDuringAMigration)
 								  (2u + (v & 1)) << 20))
 					bad++;
 				rdmig_query(p.dst, &st);
-				usleep(1000);
+				usleep(1000); // the load's pace: a round a millisecond
 			}
 		});
 	ASSERT_TRUE(p.WaitActive());
