@@ -105,6 +105,13 @@ int rdm_dest_incoming(struct rdmig_session *s, const char *uri);
 
 bool rdm_is_terminal(enum rdmig_status st);
 
+/* Lock held. Joins the migration thread exactly once; other callers wait for that. */
+void rdm_join_locked(struct rdmig_session *s);
+/*
+ * The body of rdmig_cancel() (lifecycle.c), also run by destroy: 0, or
+ * -ENOTCONN / -EALREADY / -EBUSY with the API error set.
+ */
+int rdm_cancel_session(struct rdmig_session *s);
 
 /*
  * Public calls enter the session first (-ECANCELED once destroy began) and
