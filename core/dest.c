@@ -363,6 +363,10 @@ void *rdm_dest_main(void *arg)
 	d.buf = malloc(RDM_CTRL_BUF);
 	if (!d.buf) {
 		ret = -ENOMEM;
+		pthread_mutex_lock(&s->lock);
+		s->ops->listener_close(s->listener); /* a later incoming() listens anew */
+		s->listener = NULL;
+		pthread_mutex_unlock(&s->lock);
 		goto out;
 	}
 	/* Strangers are dropped and the listener goes on; the real source ends the loop. */

@@ -238,3 +238,62 @@ int rdmig_continue(rdmig_session *s)
 	pthread_mutex_unlock(&s->lock);
 	return rdm_api_leave(s, 0);
 }
+
+/*
+ * Lock held, s->starting set by the caller (so no other start or setter gets
+ * in while the lock is dropped for the join). A session whose migration ended
+ * cancelled or failed runs another, like QEMU's migrate after a cancel: the
+ * old thread is joined and what that run left behind is cleared. Blocks,
+ * callbacks, capabilities, parameters, secret, uuid and TLS stay.
+ */
+static void rearm_locked(struct rdmig_session *s)
+{
+	uint64_t ram_total = s->stats.ram_total;
+
+	rdm_join_locked(s);
+	s->started = false;
+	s->joined = false;
+	s->resolving = false;
+	s->committed = false;
+	s->in_commit = false;
+	s->acked_seq = 0;
+	s->ready_seq = 0;
+	s->complete_acked = false;
+	s->refused = false;
+	s->rp_error = 0;
+	s->t_start_ms = 0;
+	s->t_stop_ms = 0;
+	s->port = 0;
+	atomic_store(&s->cancel, false);
+	atomic_store(&s->go_on, false);
+	memset(&s->stats, 0, sizeof(s->stats));
+	s->stats.ram_total = ram_total;
+	s->stats.status = s->status;
+	s->err[0] = '\0';
+}
+
+int rdm_session_claim(struct rdmig_session *s)
+{
+	const char *why = NULL;
+
+	pthread_mutex_lock(&s->lock);
+	if (s->starting)
+		why = "a migrate/incoming is already starting on this session";
+	else if (!s->started || s->status == RDMIG_STATUS_CANCELLED ||
+		 s->status == RDMIG_STATUS_FAILED)
+		s->starting = true;
+	else if (s->status == RDMIG_STATUS_COMPLETED)
+		why = "this session's migration completed; create a new session for another";
+	else if (s->status == RDMIG_STATUS_COMMIT_UNKNOWN)
+		why = "the last migration's outcome is unknown: rdmig_resolve() it first";
+	else
+		why = "a migration is running on this session";
+	if (!why && s->started)
+		rearm_locked(s);
+	pthread_mutex_unlock(&s->lock);
+	if (why) {
+		rdm_set_api_error(s, "%s", why);
+		return -EBUSY;
+	}
+	return 0;
+}

@@ -261,7 +261,10 @@ int rdm_check_abort(struct rdmig_session *s)
 	return ret;
 }
 
-/* migrate()/incoming(): one at a time, and the setup is frozen while it starts. */
+/*
+ * migrate()/incoming(): one at a time, the setup frozen while it starts, and
+ * again once the last run ended cancelled or failed (lifecycle.c).
+ */
 static int start_role(struct rdmig_session *s, const char *uri, bool source)
 {
 	int ret;
@@ -271,14 +274,9 @@ static int start_role(struct rdmig_session *s, const char *uri, bool source)
 	ret = rdm_api_enter(s, true);
 	if (ret)
 		return ret;
-	pthread_mutex_lock(&s->lock);
-	if (s->starting || s->started) {
-		pthread_mutex_unlock(&s->lock);
-		rdm_set_api_error(s, "this session was already used; create a new one");
-		return rdm_api_leave(s, -EBUSY);
-	}
-	s->starting = true;
-	pthread_mutex_unlock(&s->lock);
+	ret = rdm_session_claim(s);
+	if (ret)
+		return rdm_api_leave(s, ret);
 	ret = source ? rdm_source_migrate(s, uri) : rdm_dest_incoming(s, uri);
 	pthread_mutex_lock(&s->lock);
 	s->starting = false;

@@ -112,6 +112,13 @@ void rdm_join_locked(struct rdmig_session *s);
  * -ENOTCONN / -EALREADY / -EBUSY with the API error set.
  */
 int rdm_cancel_session(struct rdmig_session *s);
+/*
+ * migrate()/incoming() take the session for a run (s->starting set): a fresh
+ * one, or one whose last run ended cancelled or failed, whose thread is then
+ * joined and whose run state is cleared. -EBUSY (API error set) while a run
+ * starts or goes on, in commit-unknown (resolve first) and after completed.
+ */
+int rdm_session_claim(struct rdmig_session *s);
 
 /*
  * Public calls enter the session first (-ECANCELED once destroy began) and
