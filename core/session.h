@@ -131,6 +131,12 @@ int rdm_api_leave(struct rdmig_session *s, int ret);
 bool rdm_on_session_thread(const struct rdmig_session *s);
 /* API calls inside s right now (tests wait for their waiters with it). */
 unsigned rdm_session_users(struct rdmig_session *s);
+/*
+ * A setter's way in (config.c): 0 with s->lock held, the setup free to
+ * change; or -EBUSY, unlocked, with busy_why as the API error, while a
+ * migration starts or runs (an ended one, commit-unknown included, is over).
+ */
+int rdm_setup_lock(struct rdmig_session *s, const char *busy_why);
 /* Forget this thread's failed-call text for s (a new call begins). */
 void rdm_api_error_reset(const struct rdmig_session *s);
 
