@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * How a running migration ends from the outside: waiting for it (and joining
- * its thread), cancelling it, resolving a commit-unknown outcome, and letting
- * a paused source continue.
+ * its thread), cancelling it, resolving a commit-unknown outcome, letting a
+ * paused source continue, and taking the session for the next run.
  */
 #include <errno.h>
 #include <string.h>
