@@ -11,12 +11,6 @@
 
 #include "core/session.h"
 
-/* Lock held: a migration is starting or running, so the setup is fixed. */
-static bool busy_locked(const struct rdmig_session *s)
-{
-	return s->starting || (s->started && !rdm_is_terminal(s->status));
-}
-
 int rdmig_set_secret(rdmig_session *s, const void *secret, size_t len)
 {
 	int ret;
@@ -32,18 +26,14 @@ int rdmig_set_secret(rdmig_session *s, const void *secret, size_t len)
 				  secret ? "" : " (NULL)");
 		return rdm_api_leave(s, -EINVAL);
 	}
-	pthread_mutex_lock(&s->lock);
-	if (!busy_locked(s)) {
-		explicit_bzero(s->secret, sizeof(s->secret));
-		memcpy(s->secret, secret, len);
-		s->secret_len = len;
-	} else {
-		ret = -EBUSY;
-	}
-	pthread_mutex_unlock(&s->lock);
+	ret = rdm_setup_lock(s, "set_secret: a migration is in progress");
 	if (ret)
-		rdm_set_api_error(s, "set_secret: a migration is in progress");
-	return rdm_api_leave(s, ret);
+		return rdm_api_leave(s, ret);
+	explicit_bzero(s->secret, sizeof(s->secret));
+	memcpy(s->secret, secret, len);
+	s->secret_len = len;
+	pthread_mutex_unlock(&s->lock);
+	return rdm_api_leave(s, 0);
 }
 
 int rdmig_set_vm_uuid(rdmig_session *s, const uint8_t uuid[16])
@@ -59,17 +49,13 @@ int rdmig_set_vm_uuid(rdmig_session *s, const uint8_t uuid[16])
 		rdm_set_api_error(s, "set_vm_uuid: no uuid");
 		return rdm_api_leave(s, -EINVAL);
 	}
-	pthread_mutex_lock(&s->lock);
-	if (!busy_locked(s)) {
-		memcpy(s->uuid, uuid, RDM_UUID_LEN);
-		s->has_uuid = true;
-	} else {
-		ret = -EBUSY;
-	}
-	pthread_mutex_unlock(&s->lock);
+	ret = rdm_setup_lock(s, "set_vm_uuid: a migration is in progress");
 	if (ret)
-		rdm_set_api_error(s, "set_vm_uuid: a migration is in progress");
-	return rdm_api_leave(s, ret);
+		return rdm_api_leave(s, ret);
+	memcpy(s->uuid, uuid, RDM_UUID_LEN);
+	s->has_uuid = true;
+	pthread_mutex_unlock(&s->lock);
+	return rdm_api_leave(s, 0);
 }
 
 int rdm_quiet_send(struct rdmig_session *s, const struct rdm_msg *m)

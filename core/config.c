@@ -18,6 +18,16 @@ static bool busy_locked(const struct rdmig_session *s)
 	return s->starting || (s->started && !rdm_is_terminal(s->status));
 }
 
+int rdm_setup_lock(struct rdmig_session *s, const char *busy_why)
+{
+	pthread_mutex_lock(&s->lock);
+	if (!busy_locked(s))
+		return 0;
+	pthread_mutex_unlock(&s->lock);
+	rdm_set_api_error(s, "%s", busy_why);
+	return -EBUSY;
+}
+
 static bool overlaps(const struct rdm_block *b, const uint8_t *host, uint64_t len)
 {
 	uintptr_t a0 = (uintptr_t)b->host, a1 = a0 + b->len;
@@ -149,13 +159,10 @@ int rdmig_set_capability(rdmig_session *s, enum rdmig_cap cap, bool on)
 	ret = rdm_api_enter(s, true);
 	if (ret)
 		return ret;
-	pthread_mutex_lock(&s->lock);
-	if (busy_locked(s)) {
-		snprintf(err, sizeof(err), "capabilities cannot change during a migration");
-		ret = -EBUSY;
-	} else {
-		ret = rdm_options_set_cap(&s->opts, cap, on, err, sizeof(err));
-	}
+	ret = rdm_setup_lock(s, "capabilities cannot change during a migration");
+	if (ret)
+		return rdm_api_leave(s, ret);
+	ret = rdm_options_set_cap(&s->opts, cap, on, err, sizeof(err));
 	pthread_mutex_unlock(&s->lock);
 	if (ret)
 		rdm_set_api_error(s, "%s", err);

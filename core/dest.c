@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/errtext.h"
 #include "core/bitmap.h"
 #include "core/commit.h"
 #include "core/session.h"
@@ -33,7 +34,7 @@ static int refuse(struct dest *d, int err, const char *fmt, ...)
 	va_list ap;
 
 	va_start(ap, fmt);
-	vsnprintf(d->why, sizeof(d->why), fmt, ap);
+	rdm_verrtext(d->why, sizeof(d->why), fmt, ap);
 	va_end(ap);
 	rdm_set_error(d->s, "%s", d->why);
 	rdm_send_error(d->s, err, d->why);
@@ -51,7 +52,7 @@ static int drop(struct dest *d, int err, const char *fmt, ...)
 	va_list ap;
 
 	va_start(ap, fmt);
-	vsnprintf(d->why, sizeof(d->why), fmt, ap);
+	rdm_verrtext(d->why, sizeof(d->why), fmt, ap);
 	va_end(ap);
 	rdm_set_api_error(d->s, "refused a connection: %s", d->why);
 	if (err != -ETIMEDOUT && err != -ECONNRESET && err != -ECANCELED) {
@@ -362,6 +363,10 @@ void *rdm_dest_main(void *arg)
 	d.buf = malloc(RDM_CTRL_BUF);
 	if (!d.buf) {
 		ret = -ENOMEM;
+		pthread_mutex_lock(&s->lock);
+		s->ops->listener_close(s->listener); /* a later incoming() listens anew */
+		s->listener = NULL;
+		pthread_mutex_unlock(&s->lock);
 		goto out;
 	}
 	/* Strangers are dropped and the listener goes on; the real source ends the loop. */

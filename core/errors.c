@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "common/errtext.h"
 #include "core/session.h"
 
 struct call_err {
@@ -34,7 +35,7 @@ void rdm_set_api_error(struct rdmig_session *s, const char *fmt, ...)
 	va_list ap;
 
 	va_start(ap, fmt);
-	vsnprintf(tls_call.text, sizeof(tls_call.text), fmt, ap);
+	rdm_verrtext(tls_call.text, sizeof(tls_call.text), fmt, ap);
 	va_end(ap);
 	tls_call.s = s;
 	/* Also news for other threads, unless a failure's cause is recorded. */
@@ -52,7 +53,7 @@ void rdm_set_error(struct rdmig_session *s, const char *fmt, ...)
 	/* The first error is the cause; later ones are consequences. */
 	if (!s->stats.error_desc[0]) {
 		va_start(ap, fmt);
-		vsnprintf(s->stats.error_desc, sizeof(s->stats.error_desc), fmt, ap);
+		rdm_verrtext(s->stats.error_desc, sizeof(s->stats.error_desc), fmt, ap);
 		va_end(ap);
 		snprintf(s->err, sizeof(s->err), "%s", s->stats.error_desc);
 	}

@@ -6,10 +6,10 @@
  */
 #include <errno.h>
 #include <inttypes.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
+#include "common/errtext.h"
 #include "core/options.h"
 
 static const char *const cap_names[RDMIG_CAP__COUNT] = {
@@ -34,20 +34,6 @@ static bool cap_default(enum rdmig_cap cap)
 {
 	return cap == RDMIG_CAP_ZERO_PAGE_DETECTION || cap == RDMIG_CAP_RETURN_PATH ||
 	       cap == RDMIG_CAP_EVENTS;
-}
-
-/* err may be NULL or errlen 0: callers that only want the code pass nothing. */
-__attribute__((format(printf, 3, 4))) static int fail(char *err, size_t errlen, const char *fmt,
-						      ...)
-{
-	va_list ap;
-
-	if (err && errlen) {
-		va_start(ap, fmt);
-		vsnprintf(err, errlen, fmt, ap);
-		va_end(ap);
-	}
-	return -EINVAL;
 }
 
 const char *rdmig_cap_name(enum rdmig_cap cap)
@@ -106,7 +92,7 @@ static int caps_check(const bool *caps, char *err, size_t errlen)
 {
 	/* Page requests and the switchover handshake of postcopy ride on the return path. */
 	if (caps[RDMIG_CAP_POSTCOPY_RAM] && !caps[RDMIG_CAP_RETURN_PATH])
-		return fail(err, errlen, "postcopy-ram requires return-path");
+		return rdm_errret(err, errlen, -EINVAL, "postcopy-ram requires return-path");
 	/*
 	 * postcopy-ram with auto-converge is allowed, as in QEMU: throttling
 	 * helps precopy converge before postcopy starts. pause-before-switchover
@@ -121,11 +107,11 @@ static int param_check_one(const uint64_t *params, unsigned i, char *err, size_t
 	uint64_t v = params[i];
 
 	if (v < d->lo || v > d->hi)
-		return fail(err, errlen, "%s must be in %" PRIu64 "..%" PRIu64 ", got %" PRIu64,
-			    d->name, d->lo, d->hi, v);
+		return rdm_errret(err, errlen, -EINVAL, "%s must be in %" PRIu64 "..%" PRIu64 ", got %" PRIu64,
+				  d->name, d->lo, d->hi, v);
 	/* Chunks are registered and addressed with shifts and masks. */
 	if (i == RDMIG_PARAM_CHUNK_SIZE && (v & (v - 1)) != 0)
-		return fail(err, errlen, "%s must be a power of two, got %" PRIu64, d->name, v);
+		return rdm_errret(err, errlen, -EINVAL, "%s must be a power of two, got %" PRIu64, d->name, v);
 	return 0;
 }
 
@@ -141,11 +127,11 @@ static int params_check(const uint64_t *params, char *err, size_t errlen)
 	}
 	/* The first throttle step must not already exceed the ceiling (QEMU rule). */
 	if (params[RDMIG_PARAM_MAX_CPU_THROTTLE] < params[RDMIG_PARAM_CPU_THROTTLE_INITIAL])
-		return fail(err, errlen,
-			    "max-cpu-throttle must be >= cpu-throttle-initial (%" PRIu64
-			    "), got %" PRIu64,
-			    params[RDMIG_PARAM_CPU_THROTTLE_INITIAL],
-			    params[RDMIG_PARAM_MAX_CPU_THROTTLE]);
+		return rdm_errret(err, errlen, -EINVAL,
+				  "max-cpu-throttle must be >= cpu-throttle-initial (%" PRIu64
+				  "), got %" PRIu64,
+				  params[RDMIG_PARAM_CPU_THROTTLE_INITIAL],
+				  params[RDMIG_PARAM_MAX_CPU_THROTTLE]);
 	return 0;
 }
 
@@ -156,7 +142,7 @@ int rdm_options_set_cap(struct rdm_options *o, enum rdmig_cap cap, bool on, char
 	int ret;
 
 	if ((unsigned)cap >= RDMIG_CAP__COUNT)
-		return fail(err, errlen, "unknown capability %u", (unsigned)cap);
+		return rdm_errret(err, errlen, -EINVAL, "unknown capability %u", (unsigned)cap);
 	/* Check a copy so a rejected change leaves o as it was. */
 	memcpy(caps, o->caps, sizeof(caps));
 	caps[cap] = on;
@@ -174,7 +160,7 @@ int rdm_options_set_param(struct rdm_options *o, enum rdmig_param p, uint64_t v,
 	int ret;
 
 	if ((unsigned)p >= RDMIG_PARAM__COUNT)
-		return fail(err, errlen, "unknown parameter %u", (unsigned)p);
+		return rdm_errret(err, errlen, -EINVAL, "unknown parameter %u", (unsigned)p);
 	memcpy(params, o->params, sizeof(params));
 	params[p] = v;
 	/* The new value first, so its own range error is the one reported. */

@@ -105,6 +105,20 @@ int rdm_dest_incoming(struct rdmig_session *s, const char *uri);
 
 bool rdm_is_terminal(enum rdmig_status st);
 
+/* Lock held. Joins the migration thread exactly once; other callers wait for that. */
+void rdm_join_locked(struct rdmig_session *s);
+/*
+ * The body of rdmig_cancel() (lifecycle.c), also run by destroy: 0, or
+ * -ENOTCONN / -EALREADY / -EBUSY with the API error set.
+ */
+int rdm_cancel_session(struct rdmig_session *s);
+/*
+ * migrate()/incoming() take the session for a run (s->starting set): a fresh
+ * one, or one whose last run ended cancelled or failed, whose thread is then
+ * joined and whose run state is cleared. -EBUSY (API error set) while a run
+ * starts or goes on, in commit-unknown (resolve first) and after completed.
+ */
+int rdm_session_claim(struct rdmig_session *s);
 
 /*
  * Public calls enter the session first (-ECANCELED once destroy began) and
@@ -117,6 +131,12 @@ int rdm_api_leave(struct rdmig_session *s, int ret);
 bool rdm_on_session_thread(const struct rdmig_session *s);
 /* API calls inside s right now (tests wait for their waiters with it). */
 unsigned rdm_session_users(struct rdmig_session *s);
+/*
+ * A setter's way in (config.c): 0 with s->lock held, the setup free to
+ * change; or -EBUSY, unlocked, with busy_why as the API error, while a
+ * migration starts or runs (an ended one, commit-unknown included, is over).
+ */
+int rdm_setup_lock(struct rdmig_session *s, const char *busy_why);
 /* Forget this thread's failed-call text for s (a new call begins). */
 void rdm_api_error_reset(const struct rdmig_session *s);
 

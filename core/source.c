@@ -534,15 +534,23 @@ static void stop_rp(struct rdmig_session *s)
 
 /*
  * Failure or cancel: tell the peer, give the guest its CPU and run back --
- * unless the commit's outcome is unknown: then the VM stays stopped.
+ * unless the commit's outcome is unknown: then the VM stays stopped. The
+ * return-path thread is already joined: nothing it writes changes under us.
  */
 static void unwind(struct rdmig_session *s, int err, bool unknown)
 {
-	if (s->tp && !s->committed) {
+	char why[sizeof(s->stats.error_desc)];
+	bool tell;
+
+	pthread_mutex_lock(&s->lock);
+	tell = s->tp && !s->committed;
+	memcpy(why, s->stats.error_desc, sizeof(why));
+	pthread_mutex_unlock(&s->lock);
+	if (tell) {
 		if (err == -ECANCELED)
 			rdm_send_error(s, -ECANCELED, "migration cancelled by the source");
 		else
-			rdm_send_error(s, err, s->stats.error_desc);
+			rdm_send_error(s, err, why);
 	}
 	if (s->policy.throttle && s->cb.set_throttle)
 		s->cb.set_throttle(s->opaque, 0);
@@ -583,9 +591,10 @@ void *rdm_source_main(void *arg)
 out_ram:
 	if (ret && !unknown && rdm_cancelled(s))
 		ret = -ECANCELED;
+	/* Before unwind: it reads the error and stats the return path writes. */
+	stop_rp(s);
 	if (ret)
 		unwind(s, ret, unknown);
-	stop_rp(s);
 	rdm_ram_fini(&ram);
 out:
 	pthread_mutex_lock(&s->lock);

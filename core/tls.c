@@ -5,12 +5,6 @@
 
 #include "core/session.h"
 
-/* Lock held: a migration is starting or running, so the setup is fixed. */
-static bool busy_locked(const struct rdmig_session *s)
-{
-	return s->starting || (s->started && !rdm_is_terminal(s->status));
-}
-
 /* The credentials for in (NULL: none), checked now; -errno with the reason set. */
 static int load(struct rdmig_session *s, const struct rdmig_tls_opts *in, struct rdm_tls **out)
 {
@@ -64,17 +58,14 @@ int rdmig_set_tls(rdmig_session *s, const struct rdmig_tls_opts *in)
 	ret = load(s, in, &tls);
 	if (ret)
 		return rdm_api_leave(s, ret);
-	pthread_mutex_lock(&s->lock);
-	if (busy_locked(s)) {
-		old = tls; /* not ours to install */
-		ret = -EBUSY;
-	} else {
-		old = s->tls;
-		s->tls = tls;
+	ret = rdm_setup_lock(s, "TLS: a migration is in progress");
+	if (ret) {
+		rdm_tls_free(tls); /* not ours to install */
+		return rdm_api_leave(s, ret);
 	}
+	old = s->tls;
+	s->tls = tls;
 	pthread_mutex_unlock(&s->lock);
 	rdm_tls_free(old);
-	if (ret)
-		rdm_set_api_error(s, "TLS: a migration is in progress");
-	return rdm_api_leave(s, ret);
+	return rdm_api_leave(s, 0);
 }

@@ -73,8 +73,8 @@ static int region_slots(struct rdm_pin *p, unsigned r, char *err, size_t errlen)
 		return 0;
 	g->chunks = calloc(g->nslots, sizeof(*g->chunks));
 	if (!g->chunks) {
-		rdm_pin_errf(err, errlen, "pin: out of memory for %" PRIu64 " chunk slots of region %u",
-			     g->nslots, r);
+		rdm_errtext(err, errlen, "pin: out of memory for %" PRIu64 " chunk slots of region %u",
+			    g->nslots, r);
 		return -ENOMEM;
 	}
 	for (uint64_t k = 0; k < g->nslots; k++)
@@ -96,18 +96,18 @@ static int make_room(struct rdm_pin *p, uint64_t len, char *err, size_t errlen)
 
 			for (struct rdm_pin_chunk *b = p->lru.next; b != &p->lru; b = b->next)
 				n++;
-			rdm_pin_errf(err, errlen,
-				     "pin: budget of %" PRIu64 " bytes spent by %" PRIu64
-				     " registered chunks (%" PRIu64 " bytes), all busy; %" PRIu64
-				     " more needed",
-				     p->budget, n, p->st.registered_bytes, len);
+			rdm_errtext(err, errlen,
+				    "pin: budget of %" PRIu64 " bytes spent by %" PRIu64
+				    " registered chunks (%" PRIu64 " bytes), all busy; %" PRIu64
+				    " more needed",
+				    p->budget, n, p->st.registered_bytes, len);
 			return -ENOSPC;
 		}
 		k = chunk_index(p, c);
 		ret = chunk_release(p, c);
 		if (ret) {
-			rdm_pin_errf(err, errlen, "ibv_dereg_mr(region %u, chunk %" PRIu64 "): %s",
-				     c->region, k, strerror_r(-ret, ebuf, sizeof(ebuf)));
+			rdm_errtext(err, errlen, "ibv_dereg_mr(region %u, chunk %" PRIu64 "): %s",
+				    c->region, k, strerror_r(-ret, ebuf, sizeof(ebuf)));
 			return ret;
 		}
 		p->st.evictions++;
@@ -140,11 +140,11 @@ int rdm_pin_cache_get(struct rdm_pin *p, unsigned r, uint64_t off, struct rdm_pi
 	}
 
 	if (len > p->budget) {
-		rdm_pin_errf(err, errlen,
-			     "pin: chunk %" PRIu64 " of region %u is %" PRIu64
-			     " bytes, more than the whole budget of %" PRIu64
-			     " (use a smaller chunk size or raise the budget / ulimit -l)",
-			     k, r, len, p->budget);
+		rdm_errtext(err, errlen,
+			    "pin: chunk %" PRIu64 " of region %u is %" PRIu64
+			    " bytes, more than the whole budget of %" PRIu64
+			    " (use a smaller chunk size or raise the budget / ulimit -l)",
+			    k, r, len, p->budget);
 		return -ENOMEM;
 	}
 	ret = make_room(p, len, err, errlen);

@@ -14,17 +14,6 @@
 
 #include "pin/pin_int.h"
 
-void rdm_pin_errf(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!err || !errlen)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
-
 int64_t rdm_pin_now_us(void)
 {
 	struct timespec ts;
@@ -58,11 +47,11 @@ int rdm_pin_reg(const struct rdm_pin *p, unsigned r, uint64_t off, uint64_t len,
 		/* ibv_reg_mr's only error channel is errno: convert it here, once. */
 		ret = errno > 0 ? -errno : -EIO;
 		/* Pin-all threads fail here concurrently: strerror_r, not strerror. */
-		rdm_pin_errf(err, errlen,
-			     "ibv_reg_mr(region %u, offset %" PRIu64 ", %" PRIu64
-			     " bytes at %p, access 0x%x): %s",
-			     r, off, len, (void *)(g->addr + off), p->access,
-			     strerror_r(-ret, ebuf, sizeof(ebuf)));
+		rdm_errtext(err, errlen,
+			    "ibv_reg_mr(region %u, offset %" PRIu64 ", %" PRIu64
+			    " bytes at %p, access 0x%x): %s",
+			    r, off, len, (void *)(g->addr + off), p->access,
+			    strerror_r(-ret, ebuf, sizeof(ebuf)));
 		return ret;
 	}
 	*out = mr;
@@ -96,7 +85,7 @@ static int pin_opts_normalize(const struct rdm_pin_opts *in, struct rdm_pin_opts
 	long cpus;
 
 	if (!in || in->size < sizeof(in->size)) {
-		rdm_pin_errf(err, errlen, "pin: options missing or opts.size not set");
+		rdm_errtext(err, errlen, "pin: options missing or opts.size not set");
 		return -EINVAL;
 	}
 	/* Fields past the caller's size keep their zero defaults. */
@@ -107,8 +96,8 @@ static int pin_opts_normalize(const struct rdm_pin_opts *in, struct rdm_pin_opts
 	if (!o->chunk_size)
 		o->chunk_size = RDM_PIN_DEFAULT_CHUNK;
 	if (o->chunk_size & (o->chunk_size - 1)) {
-		rdm_pin_errf(err, errlen, "pin: chunk size %" PRIu64 " is not a power of two",
-			     o->chunk_size);
+		rdm_errtext(err, errlen, "pin: chunk size %" PRIu64 " is not a power of two",
+			    o->chunk_size);
 		return -EINVAL;
 	}
 	if (!o->threads) {
@@ -148,7 +137,7 @@ int rdm_pin_create(struct ibv_pd *pd, const struct rdm_pin_region *regions, unsi
 	int ret;
 
 	if (!pd || !out || (n && !regions)) {
-		rdm_pin_errf(err, errlen, "pin: no protection domain, regions or result pointer");
+		rdm_errtext(err, errlen, "pin: no protection domain, regions or result pointer");
 		return -EINVAL;
 	}
 	for (unsigned r = 0; r < n; r++) {
@@ -156,8 +145,8 @@ int rdm_pin_create(struct ibv_pd *pd, const struct rdm_pin_region *regions, unsi
 
 		if (!a || !regions[r].len || regions[r].len > UINTPTR_MAX - a ||
 		    regions[r].len > UINT64_MAX - total) {
-			rdm_pin_errf(err, errlen, "pin: region %u (%p, %" PRIu64 " bytes) is invalid",
-				     r, regions[r].addr, regions[r].len);
+			rdm_errtext(err, errlen, "pin: region %u (%p, %" PRIu64 " bytes) is invalid",
+				    r, regions[r].addr, regions[r].len);
 			return -EINVAL;
 		}
 		total += regions[r].len;
@@ -165,7 +154,7 @@ int rdm_pin_create(struct ibv_pd *pd, const struct rdm_pin_region *regions, unsi
 
 	p = calloc(1, sizeof(*p));
 	if (!p) {
-		rdm_pin_errf(err, errlen, "pin: out of memory");
+		rdm_errtext(err, errlen, "pin: out of memory");
 		return -ENOMEM;
 	}
 	ret = pin_opts_normalize(opts, &p->o, err, errlen);
@@ -173,12 +162,12 @@ int rdm_pin_create(struct ibv_pd *pd, const struct rdm_pin_region *regions, unsi
 		goto free_pin;
 	ret = -pthread_mutex_init(&p->lock, NULL);
 	if (ret) {
-		rdm_pin_errf(err, errlen, "pin: pthread_mutex_init: %s", strerror(-ret));
+		rdm_errtext(err, errlen, "pin: pthread_mutex_init: %s", strerror(-ret));
 		goto free_pin;
 	}
 	p->regs = calloc(n ? n : 1, sizeof(*p->regs));
 	if (!p->regs) {
-		rdm_pin_errf(err, errlen, "pin: out of memory for %u regions", n);
+		rdm_errtext(err, errlen, "pin: out of memory for %u regions", n);
 		ret = -ENOMEM;
 		goto destroy_lock;
 	}
@@ -245,21 +234,21 @@ static int pin_check_range(const struct rdm_pin *p, unsigned r, uint64_t off, ui
 	uint64_t chunk = p->o.chunk_size;
 
 	if (r >= p->n) {
-		rdm_pin_errf(err, errlen, "pin: region %u does not exist (%u regions)", r, p->n);
+		rdm_errtext(err, errlen, "pin: region %u does not exist (%u regions)", r, p->n);
 		return -EINVAL;
 	}
 	if (off >= p->regs[r].len || len > p->regs[r].len - off) {
-		rdm_pin_errf(err, errlen,
-			     "pin: range [%" PRIu64 ", +%" PRIu64 ") is outside region %u (%" PRIu64
-			     " bytes)",
-			     off, len, r, p->regs[r].len);
+		rdm_errtext(err, errlen,
+			    "pin: range [%" PRIu64 ", +%" PRIu64 ") is outside region %u (%" PRIu64
+			    " bytes)",
+			    off, len, r, p->regs[r].len);
 		return -ERANGE;
 	}
 	if (len && off / chunk != (off + len - 1) / chunk) {
-		rdm_pin_errf(err, errlen,
-			     "pin: range [%" PRIu64 ", +%" PRIu64 ") of region %u crosses a %" PRIu64
-			     "-byte chunk boundary",
-			     off, len, r, chunk);
+		rdm_errtext(err, errlen,
+			    "pin: range [%" PRIu64 ", +%" PRIu64 ") of region %u crosses a %" PRIu64
+			    "-byte chunk boundary",
+			    off, len, r, chunk);
 		return -EINVAL;
 	}
 	return 0;

@@ -114,15 +114,15 @@ int rdm_pin_all_register(struct rdm_pin *p, uint64_t total, char *err, size_t er
 	/* Check the budget before anything is pinned. */
 	if (!p->odp && total > p->budget) {
 		if (p->o.budget)
-			rdm_pin_errf(err, errlen,
-				     "pin-all needs %" PRIu64 " bytes but the registration budget is %"
-				     PRIu64 " (raise the budget or use on-demand registration)",
-				     total, p->budget);
+			rdm_errtext(err, errlen,
+				    "pin-all needs %" PRIu64 " bytes but the registration budget is %"
+				    PRIu64 " (raise the budget or use on-demand registration)",
+				    total, p->budget);
 		else
-			rdm_pin_errf(err, errlen,
-				     "pin-all needs %" PRIu64 " bytes but the memlock limit is %" PRIu64
-				     " (raise ulimit -l or use on-demand registration)",
-				     total, p->budget);
+			rdm_errtext(err, errlen,
+				    "pin-all needs %" PRIu64 " bytes but the memlock limit is %" PRIu64
+				    " (raise ulimit -l or use on-demand registration)",
+				    total, p->budget);
 		return -ENOMEM;
 	}
 
@@ -133,15 +133,15 @@ int rdm_pin_all_register(struct rdm_pin *p, uint64_t total, char *err, size_t er
 		g->nslots = (g->len - 1) / p->piece + 1;
 		g->pieces = calloc(g->nslots, sizeof(*g->pieces));
 		if (!g->pieces) {
-			rdm_pin_errf(err, errlen, "pin-all: out of memory for %" PRIu64 " pieces",
-				     g->nslots);
+			rdm_errtext(err, errlen, "pin-all: out of memory for %" PRIu64 " pieces",
+				    g->nslots);
 			return -ENOMEM; /* the caller frees the piece arrays */
 		}
 		npieces += g->nslots;
 	}
 	refs = calloc(npieces ? npieces : 1, sizeof(*refs));
 	if (!refs) {
-		rdm_pin_errf(err, errlen, "pin-all: out of memory for %zu pieces", npieces);
+		rdm_errtext(err, errlen, "pin-all: out of memory for %zu pieces", npieces);
 		return -ENOMEM;
 	}
 	for (unsigned r = 0; r < p->n; r++)
@@ -153,7 +153,7 @@ int rdm_pin_all_register(struct rdm_pin *p, uint64_t total, char *err, size_t er
 	atomic_init(&j.failed, false);
 	ret = -pthread_mutex_init(&j.lock, NULL);
 	if (ret) {
-		rdm_pin_errf(err, errlen, "pin-all: pthread_mutex_init: %s", strerror(-ret));
+		rdm_errtext(err, errlen, "pin-all: pthread_mutex_init: %s", strerror(-ret));
 		goto free_refs;
 	}
 
@@ -172,7 +172,7 @@ int rdm_pin_all_register(struct rdm_pin *p, uint64_t total, char *err, size_t er
 
 	ret = j.ret;
 	if (ret) {
-		rdm_pin_errf(err, errlen, "pin-all: %s", j.err);
+		rdm_errtext(err, errlen, "pin-all: %s", j.err);
 		rdm_pin_all_release(p);
 		goto destroy_lock;
 	}

@@ -22,6 +22,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common/errtext.h"
 #include "pin/pin.h"
 
 #define RDM_PIN_DEFAULT_THREADS_MAX 8u /* threads = 0: online CPUs, at most this */
@@ -63,10 +64,6 @@ struct rdm_pin {
 
 	struct rdm_pin_stats st;
 };
-
-/* printf into err (if any), never past errlen. */
-void rdm_pin_errf(char *err, size_t errlen, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
 
 int64_t rdm_pin_now_us(void);
 

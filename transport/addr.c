@@ -11,31 +11,16 @@
 #include <net/if.h>
 #include <netinet/in.h>
 #include <arpa/inet.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
+#include "common/errtext.h"
 #include "transport/transport.h"
 
 /* Longer than any valid URI ("rdma:[" + 45 + "%" + IFNAMSIZ + "]:65535"), with room. */
 #define RDM_URI_MAX 300u
-
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err && errlen) {
-		va_start(ap, fmt);
-		vsnprintf(err, errlen, fmt, ap);
-		va_end(ap);
-	}
-	return -EINVAL;
-}
 
 /* Decimal 0..65535, digits only: no sign, no spaces, no hex. */
 static int parse_port(const char *s, uint16_t *port)
@@ -63,27 +48,27 @@ static int parse_ipv6(const char *host, struct rdm_addr *a, const char *shown, c
 	size_t litlen = zone ? (size_t)(zone - host) : strlen(host);
 
 	if (litlen == 0 || litlen >= sizeof(lit))
-		return fail(err, errlen, "'%s': '%.64s' is not an IPv6 address", shown, host);
+		return rdm_errret(err, errlen, -EINVAL, "'%s': '%.64s' is not an IPv6 address", shown, host);
 	memcpy(lit, host, litlen);
 	lit[litlen] = '\0';
 	if (inet_pton(AF_INET6, lit, &sin6->sin6_addr) != 1)
-		return fail(err, errlen, "'%s': '%s' is not an IPv6 address", shown, lit);
+		return rdm_errret(err, errlen, -EINVAL, "'%s': '%s' is not an IPv6 address", shown, lit);
 	if (zone) {
 		const char *z = zone + 1;
 		char *end;
 		unsigned long idx;
 
 		if (!*z)
-			return fail(err, errlen, "'%s': empty IPv6 zone after '%%'", shown);
+			return rdm_errret(err, errlen, -EINVAL, "'%s': empty IPv6 zone after '%%'", shown);
 		idx = strtoul(z, &end, 10);
 		if (*end || z[0] < '0' || z[0] > '9') {
 			idx = if_nametoindex(z);
 			if (idx == 0)
-				return fail(err, errlen, "'%s': unknown network interface '%.32s'",
-					    shown, z);
+				return rdm_errret(err, errlen, -EINVAL, "'%s': unknown network interface '%.32s'",
+						  shown, z);
 		}
 		if (idx == 0 || idx > UINT32_MAX)
-			return fail(err, errlen, "'%s': bad IPv6 zone index '%.32s'", shown, z);
+			return rdm_errret(err, errlen, -EINVAL, "'%s': bad IPv6 zone index '%.32s'", shown, z);
 		sin6->sin6_scope_id = (uint32_t)idx;
 	}
 	sin6->sin6_family = AF_INET6;
@@ -113,18 +98,18 @@ static int parse_ipv4(const char *host, struct rdm_addr *a, const char *shown, c
 				first[n] = '\0';
 				if (inet_pton(AF_INET, first, &tmp) == 1 ||
 				    strcasecmp(first, "localhost") == 0)
-					return fail(err, errlen,
-						    "'%s': trailing characters after HOST:PORT",
-						    shown);
+					return rdm_errret(err, errlen, -EINVAL,
+							  "'%s': trailing characters after HOST:PORT",
+							  shown);
 			}
-			return fail(err, errlen,
-				    "'%s': IPv6 address '%.64s' must be in brackets, as [%.64s]", shown,
-				    host, host);
+			return rdm_errret(err, errlen, -EINVAL,
+					  "'%s': IPv6 address '%.64s' must be in brackets, as [%.64s]", shown,
+					  host, host);
 		}
-		return fail(err, errlen,
-			    "'%s': host '%.64s' is not an IPv4 address, a bracketed IPv6 address "
-			    "or localhost (names are not resolved)",
-			    shown, host);
+		return rdm_errret(err, errlen, -EINVAL,
+				  "'%s': host '%.64s' is not an IPv4 address, a bracketed IPv6 address "
+				  "or localhost (names are not resolved)",
+				  shown, host);
 	}
 	sin->sin_family = AF_INET;
 	sin->sin_port = htons(a->port);
@@ -142,13 +127,14 @@ int rdm_addr_parse(const char *uri, struct rdm_addr *a, char *err, size_t errlen
 	int ret;
 
 	if (!uri || !a)
-		return fail(err, errlen, "no address given");
+		return rdm_errret(err, errlen, -EINVAL, "no address given");
 	len = strnlen(uri, RDM_URI_MAX + 1);
 	if (len == 0)
-		return fail(err, errlen, "empty address (expected tcp:HOST:PORT or rdma:HOST:PORT)");
+		return rdm_errret(err, errlen, -EINVAL,
+				  "empty address (expected tcp:HOST:PORT or rdma:HOST:PORT)");
 	if (len > RDM_URI_MAX)
-		return fail(err, errlen, "address too long (more than %u characters)",
-			    RDM_URI_MAX);
+		return rdm_errret(err, errlen, -EINVAL, "address too long (more than %u characters)",
+				  RDM_URI_MAX);
 
 	snprintf(shown, sizeof(shown), "%.64s%s", uri, len > 64 ? "..." : "");
 	memset(&out, 0, sizeof(out));
@@ -162,46 +148,46 @@ int rdm_addr_parse(const char *uri, struct rdm_addr *a, char *err, size_t errlen
 		const char *colon = strchr(uri, ':');
 
 		if (!colon)
-			return fail(err, errlen,
-				    "'%s': missing scheme (expected tcp:HOST:PORT or "
-				    "rdma:HOST:PORT)",
-				    shown);
-		return fail(err, errlen, "'%s': unknown scheme '%.*s' (expected tcp or rdma)",
-			    shown, (int)(colon - uri < 16 ? colon - uri : 16), uri);
+			return rdm_errret(err, errlen, -EINVAL,
+					  "'%s': missing scheme (expected tcp:HOST:PORT or "
+					  "rdma:HOST:PORT)",
+					  shown);
+		return rdm_errret(err, errlen, -EINVAL, "'%s': unknown scheme '%.*s' (expected tcp or rdma)",
+				  shown, (int)(colon - uri < 16 ? colon - uri : 16), uri);
 	}
 
 	if (!*rest)
-		return fail(err, errlen, "'%s': missing HOST:PORT after the scheme", shown);
+		return rdm_errret(err, errlen, -EINVAL, "'%s': missing HOST:PORT after the scheme", shown);
 	v6 = rest[0] == '[';
 	if (v6) {
 		hs = rest + 1;
 		he = strchr(hs, ']');
 		if (!he)
-			return fail(err, errlen, "'%s': missing ']' after IPv6 address", shown);
+			return rdm_errret(err, errlen, -EINVAL, "'%s': missing ']' after IPv6 address", shown);
 		if (he[1] != ':')
-			return fail(err, errlen, "'%s': expected ':PORT' after ']', got '%.16s'", shown,
-				    he + 1);
+			return rdm_errret(err, errlen, -EINVAL, "'%s': expected ':PORT' after ']', got '%.16s'", shown,
+					  he + 1);
 		ps = he + 2;
 	} else {
 		hs = rest;
 		he = strrchr(rest, ':');
 		if (!he)
-			return fail(err, errlen, "'%s': missing ':PORT'", shown);
+			return rdm_errret(err, errlen, -EINVAL, "'%s': missing ':PORT'", shown);
 		ps = he + 1;
 	}
 	hlen = (size_t)(he - hs);
 	if (hlen == 0)
-		return fail(err, errlen, "'%s': empty host", shown);
+		return rdm_errret(err, errlen, -EINVAL, "'%s': empty host", shown);
 	if (hlen >= sizeof(out.host))
-		return fail(err, errlen, "'%s': host too long", shown);
+		return rdm_errret(err, errlen, -EINVAL, "'%s': host too long", shown);
 	memcpy(out.host, hs, hlen);
 	out.host[hlen] = '\0';
 
 	if (!*ps)
-		return fail(err, errlen, "'%s': empty port", shown);
+		return rdm_errret(err, errlen, -EINVAL, "'%s': empty port", shown);
 	if (parse_port(ps, &out.port))
-		return fail(err, errlen, "'%s': bad port '%.16s' (expected 0..65535 in decimal)",
-			    shown, ps);
+		return rdm_errret(err, errlen, -EINVAL, "'%s': bad port '%.16s' (expected 0..65535 in decimal)",
+				  shown, ps);
 
 	if (v6)
 		ret = parse_ipv6(out.host, &out, shown, err, errlen);

@@ -8,13 +8,14 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "common/errtext.h"
 #include "transport/transport.h"
 
 static _Thread_local char tls_err[RDM_TP_ERRLEN];
 
 int rdm_tp_vfail(int ret, const char *fmt, va_list ap)
 {
-	vsnprintf(tls_err, sizeof(tls_err), fmt, ap);
+	rdm_verrtext(tls_err, sizeof(tls_err), fmt, ap);
 	return ret;
 }
 

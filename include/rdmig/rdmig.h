@@ -14,9 +14,14 @@
  * from inside the session's callbacks (except rdmig_session_destroy(); and
  * rdmig_wait() there returns -EDEADLK, since it would wait for itself).
  *
- * A session serves one migration: after it ends (cancelled and failed
- * included) rdmig_migrate()/rdmig_incoming() return -EBUSY; create a new
- * session to try again. Man pages: rdmig(7), one per function in section 3.
+ * Re-migrate, like QEMU's migrate after a cancel (there is no reset call):
+ * once a run ends cancelled or failed, rdmig_migrate()/rdmig_incoming() on
+ * the same session start a fresh one. Blocks, callbacks, capabilities,
+ * parameters, secret, uuid and TLS stay; stats and the error start over. They
+ * return -EBUSY while a run starts or goes on, in commit-unknown (resolve it
+ * first: the VM may run over there), and after completed (the VM moved: a
+ * session's completed migration is its last). Man pages: rdmig(7), one per
+ * function in section 3.
  */
 #ifndef RDMIG_RDMIG_H
 #define RDMIG_RDMIG_H
@@ -205,7 +210,10 @@ int rdmig_set_secret(rdmig_session *s, const void *secret, size_t len);
  */
 int rdmig_set_vm_uuid(rdmig_session *s, const uint8_t uuid[16]);
 
-/* "tcp:HOST:PORT" or "rdma:HOST:PORT"; HOST an IPv4 literal, [IPv6] or localhost. */
+/*
+ * "tcp:HOST:PORT" or "rdma:HOST:PORT"; HOST an IPv4 literal, [IPv6] or localhost.
+ * Again after a cancelled or failed run (see the top of this file), else -EBUSY.
+ */
 int rdmig_migrate(rdmig_session *s, const char *uri);
 int rdmig_incoming(rdmig_session *s, const char *uri);
 /* Destination: the port actually bound (useful with port 0), once listening. */

@@ -174,41 +174,53 @@ TEST_F(Auth, RightSecretMigratesWithMemoryVerified)
 	ExpectMigrated(src, dest);
 }
 
-TEST_F(Auth, WrongSecretRefusedOnBothSidesNothingWritten)
+namespace {
+
+/*
+ * A secret on one side that the other cannot match: both sides refuse, the
+ * source sends no RAM and the destination keeps waiting with nothing written.
+ * The source never sends RAM to a destination that cannot prove the secret.
+ */
+struct SecretRefusal {
+	const char *name;
+	const std::string *dest_secret; /* nullptr: none */
+	const std::string *src_secret;
+};
+
+const SecretRefusal kSecretRefusals[] = {
+	{"WrongSecret", &kSecret, &kWrong},
+	{"SourceWithoutSecret", &kSecret, nullptr},
+	{"DestinationWithoutSecret", nullptr, &kSecret},
+};
+
+class AuthRefusal : public ::testing::TestWithParam<SecretRefusal> {
+      protected:
+	void SetUp() override
+	{
+		std::string why = NoTransportReason();
+		if (!why.empty())
+			GTEST_SKIP() << why;
+	}
+};
+
+TEST_P(AuthRefusal, RefusedOnBothSidesNothingWritten)
 {
+	const SecretRefusal &c = GetParam();
 	guest_cfg cfg = DefaultGuest(8, 0);
 	DestProcess dest;
-	dest.secret = kSecret;
+	if (c.dest_secret)
+		dest.secret = *c.dest_secret;
 	ASSERT_TRUE(dest.Spawn(cfg, TestHost(), RefusalWaitMs()));
 	Source src;
-	ASSERT_NO_FATAL_FAILURE(Prepare(src, cfg, kWrong));
+	ASSERT_NO_FATAL_FAILURE(Prepare(src, cfg, c.src_secret ? *c.src_secret : ""));
 	ExpectSourceRefused(src, dest.Uri(), "authentication failed");
 	ExpectDestStillWaiting(dest, cfg, "authentication failed");
 }
 
-TEST_F(Auth, SourceWithoutSecretRefusedOnBothSides)
-{
-	guest_cfg cfg = DefaultGuest(8, 0);
-	DestProcess dest;
-	dest.secret = kSecret;
-	ASSERT_TRUE(dest.Spawn(cfg, TestHost(), RefusalWaitMs()));
-	Source src;
-	ASSERT_NO_FATAL_FAILURE(Prepare(src, cfg, ""));
-	ExpectSourceRefused(src, dest.Uri(), "authentication failed");
-	ExpectDestStillWaiting(dest, cfg, "authentication failed");
-}
+INSTANTIATE_TEST_SUITE_P(Secret, AuthRefusal, ::testing::ValuesIn(kSecretRefusals),
+			 [](const ::testing::TestParamInfo<SecretRefusal> &i) { return i.param.name; });
 
-/* The source never sends RAM to a destination that cannot prove the secret. */
-TEST_F(Auth, DestinationWithoutSecretRefusedOnBothSides)
-{
-	guest_cfg cfg = DefaultGuest(8, 0);
-	DestProcess dest;
-	ASSERT_TRUE(dest.Spawn(cfg, TestHost(), RefusalWaitMs()));
-	Source src;
-	ASSERT_NO_FATAL_FAILURE(Prepare(src, cfg, kSecret));
-	ExpectSourceRefused(src, dest.Uri(), "authentication failed");
-	ExpectDestStillWaiting(dest, cfg, "authentication failed");
-}
+} // namespace
 
 /* Neither side has a secret: unauthenticated, as before. */
 TEST_F(Auth, NoSecretOnEitherSideStillMigrates)

@@ -151,10 +151,15 @@ TEST_P(Commit, AtMostOneRunsAndItHasAllTheMemory)
 	/* The VMM resolves an unknown source: it runs here unless the VM runs there. */
 	if (st == RDMIG_STATUS_COMMIT_UNKNOWN) {
 		EXPECT_EQ(-EALREADY, rdmig_cancel(src.s)) << "nothing left to cancel";
+		EXPECT_EQ(-EBUSY, rdmig_migrate(src.s, dest.Uri().c_str())) << "resolve first";
 		ASSERT_EQ(0, rdmig_resolve(src.s, !dst_ran)) << rdmig_last_error(src.s);
 		ASSERT_EQ(0, rdmig_wait(src.s, 0, &st));
 		EXPECT_EQ(dst_ran ? RDMIG_STATUS_COMPLETED : RDMIG_STATUS_FAILED, st);
 		EXPECT_EQ(-EINVAL, rdmig_resolve(src.s, true)) << "resolved once";
+	}
+	/* A completed migration is the session's last; a failed one may be retried. */
+	if (st == RDMIG_STATUS_COMPLETED) {
+		EXPECT_EQ(-EBUSY, rdmig_migrate(src.s, dest.Uri().c_str()));
 	}
 	guest_counters(src.g, &gc);
 	EXPECT_NE(gc.running, dst_ran) << "exactly one side runs the VM in the end; " << why;

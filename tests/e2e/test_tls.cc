@@ -241,87 +241,77 @@ TEST_F(Tls, X509MigrationWithClientCertificate)
 	MigrateUnderLoad(src, dest, dest.Uri());
 }
 
-TEST_F(Tls, WrongPskRefusedOnBothSides)
+/*
+ * Credentials that do not match: the source fails with a reason, the
+ * destination refuses it (and never starts its VM). One row per mismatch;
+ * wants lists what each side's error must mention.
+ */
+struct TlsRefusalCase {
+	const char *name;
+	const char *pki[2]; /* CAs to make first */
+	/* Destination: PSK kPskHex, or x509 with dest_ca's server certificate. */
+	const char *dest_ca; /* nullptr: PSK */
+	bool dest_verify_peer;
+	/* Source: PSK src_psk under src_identity, or x509 trusting src_ca. */
+	const char *src_psk, *src_identity;
+	const char *src_ca, *src_client, *src_hostname;
+	const char *src_wants[2], *dest_wants[2];
+};
+
+const TlsRefusalCase kTlsRefusals[] = {
+	{"WrongPsk", {}, nullptr, false, kOtherPskHex, kPskId, nullptr, nullptr, nullptr,
+	 {"TLS", "PSK"}, {"refused", "TLS"}},
+	{"UnknownPskIdentity", {}, nullptr, false, kPskHex, "someone-else", nullptr, nullptr,
+	 nullptr, {"PSK"}, {"TLS"}},
+	/* Signed by CA b; the source trusts only a. */
+	{"CertificateOfAnotherCa", {"a", "b"}, "b", false, nullptr, nullptr, "a", "a",
+	 "localhost", {"not trusted"}, {"TLS"}},
+	{"CertificateForAnotherName", {"a"}, "a", false, nullptr, nullptr, "a", "a",
+	 "migration-target.example", {"not trusted", "name"}, {}},
+	/* The source trusts a, and presents a certificate of b. */
+	{"ClientCertificateOfAnotherCa", {"a", "b"}, "a", true, nullptr, nullptr, "a", "b",
+	 "localhost", {"TLS"}, {"no certificate signed by a CA"}},
+};
+
+class TlsRefusal : public Tls, public ::testing::WithParamInterface<TlsRefusalCase> {};
+
+TEST_P(TlsRefusal, RefusedOnBothSides)
 {
+	const TlsRefusalCase &c = GetParam();
+	for (const char *ca : c.pki) {
+		if (ca) {
+			ASSERT_NO_FATAL_FAILURE(MakePki(ca));
+		}
+	}
+	if (IsSkipped())
+		return; /* no certtool */
 	guest_cfg cfg = SmallGuest(0);
 	DestProcess dest;
-	dest.tls = DestPsk(kPskHex);
+	dest.tls = c.dest_ca ? DestX509(c.dest_ca, c.dest_verify_peer) : DestPsk(kPskHex);
 	ASSERT_TRUE(dest.Spawn(cfg, TestHost(), kRefusalWaitMs));
 	Source src;
 	ASSERT_TRUE(src.Create(cfg));
-	SourcePsk(src.s, kOtherPskHex);
+	if (c.src_ca) {
+		ASSERT_NO_FATAL_FAILURE(SourceX509(src.s, c.src_ca, c.src_client, c.src_hostname));
+	} else {
+		ASSERT_NO_FATAL_FAILURE(SourcePsk(src.s, c.src_psk, c.src_identity));
+	}
 	std::string err = MigrateRefused(src, dest.Uri());
-	EXPECT_NE(std::string::npos, err.find("TLS")) << err;
-	EXPECT_NE(std::string::npos, err.find("PSK")) << err;
+	for (const char *w : c.src_wants) {
+		if (w) {
+			EXPECT_NE(std::string::npos, err.find(w)) << err;
+		}
+	}
 	err = DestRefusal(dest);
-	EXPECT_NE(std::string::npos, err.find("refused")) << err;
-	EXPECT_NE(std::string::npos, err.find("TLS")) << err;
+	for (const char *w : c.dest_wants) {
+		if (w) {
+			EXPECT_NE(std::string::npos, err.find(w)) << err;
+		}
+	}
 }
 
-TEST_F(Tls, UnknownPskIdentityRefused)
-{
-	guest_cfg cfg = SmallGuest(0);
-	DestProcess dest;
-	dest.tls = DestPsk(kPskHex);
-	ASSERT_TRUE(dest.Spawn(cfg, TestHost(), kRefusalWaitMs));
-	Source src;
-	ASSERT_TRUE(src.Create(cfg));
-	SourcePsk(src.s, kPskHex, "someone-else");
-	std::string err = MigrateRefused(src, dest.Uri());
-	EXPECT_NE(std::string::npos, err.find("PSK")) << err;
-	err = DestRefusal(dest);
-	EXPECT_NE(std::string::npos, err.find("TLS")) << err;
-}
-
-TEST_F(Tls, CertificateOfAnotherCaRefused)
-{
-	MakePki("a");
-	MakePki("b");
-	guest_cfg cfg = SmallGuest(0);
-	DestProcess dest;
-	dest.tls = DestX509("b", false); /* signed by CA b; the source trusts only a */
-	ASSERT_TRUE(dest.Spawn(cfg, TestHost(), kRefusalWaitMs));
-	Source src;
-	ASSERT_TRUE(src.Create(cfg));
-	SourceX509(src.s, "a", "a");
-	std::string err = MigrateRefused(src, dest.Uri());
-	EXPECT_NE(std::string::npos, err.find("not trusted")) << err;
-	err = DestRefusal(dest);
-	EXPECT_NE(std::string::npos, err.find("TLS")) << err;
-}
-
-TEST_F(Tls, CertificateForAnotherNameRefused)
-{
-	MakePki("a");
-	guest_cfg cfg = SmallGuest(0);
-	DestProcess dest;
-	dest.tls = DestX509("a", false);
-	ASSERT_TRUE(dest.Spawn(cfg, TestHost(), kRefusalWaitMs));
-	Source src;
-	ASSERT_TRUE(src.Create(cfg));
-	SourceX509(src.s, "a", "a", "migration-target.example");
-	std::string err = MigrateRefused(src, dest.Uri());
-	EXPECT_NE(std::string::npos, err.find("not trusted")) << err;
-	EXPECT_NE(std::string::npos, err.find("name")) << err;
-	DestRefusal(dest);
-}
-
-TEST_F(Tls, ClientCertificateOfAnotherCaRefused)
-{
-	MakePki("a");
-	MakePki("b");
-	guest_cfg cfg = SmallGuest(0);
-	DestProcess dest;
-	dest.tls = DestX509("a", true);
-	ASSERT_TRUE(dest.Spawn(cfg, TestHost(), kRefusalWaitMs));
-	Source src;
-	ASSERT_TRUE(src.Create(cfg));
-	SourceX509(src.s, "a", "b"); /* trusts a, presents a certificate of b */
-	std::string err = MigrateRefused(src, dest.Uri());
-	EXPECT_NE(std::string::npos, err.find("TLS")) << err;
-	err = DestRefusal(dest);
-	EXPECT_NE(std::string::npos, err.find("no certificate signed by a CA")) << err;
-}
+INSTANTIATE_TEST_SUITE_P(Mismatch, TlsRefusal, ::testing::ValuesIn(kTlsRefusals),
+			 [](const ::testing::TestParamInfo<TlsRefusalCase> &i) { return i.param.name; });
 
 TEST_F(Tls, PlaintextSourceRefusedThenTlsSourceMigrates)
 {

@@ -18,6 +18,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "common/errtext.h"
 #include "control/auth.h"
 #include "transport/tcp/sessions.h"
 #include "transport/tcp/tcp_int.h"
@@ -65,7 +66,7 @@ static void note_refusal(struct rdm_tcp_listener *l, const char *peer, const cha
 	va_list ap;
 
 	va_start(ap, fmt);
-	vsnprintf(why, sizeof(why), fmt, ap);
+	rdm_verrtext(why, sizeof(why), fmt, ap);
 	va_end(ap);
 	snprintf(l->last_refusal, sizeof(l->last_refusal), "%s: %s", peer, why);
 	l->refused++;

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "common/errtext.h"
 #include "transport/tcp/tcp_int.h"
 
 /*
@@ -29,7 +30,7 @@ static int rx_stop(struct rdm_tcp_chan *ch, bool violation, int ret, const char 
 	pthread_mutex_lock(&t->lock);
 	ch->rx_err = ret;
 	va_start(ap, fmt);
-	vsnprintf(ch->rx_errmsg, sizeof(ch->rx_errmsg), fmt, ap);
+	rdm_verrtext(ch->rx_errmsg, sizeof(ch->rx_errmsg), fmt, ap);
 	va_end(ap);
 	if (violation && !t->rx_err) {
 		t->rx_err = ret;

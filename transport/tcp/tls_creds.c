@@ -5,12 +5,12 @@
  * through a migration), like QEMU's tls-creds-x509 / tls-creds-psk.
  */
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "common/errtext.h"
 #include "transport/tcp/tls.h"
 
 /*
@@ -25,25 +25,12 @@
 	"+PSK"
 #define PSK_KEY_MAX 512
 
-static int fail(char *err, size_t errlen, int ret, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
-
-static int fail(char *err, size_t errlen, int ret, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-	return ret;
-}
-
 /* A file GnuTLS will read: a clearer errno than GnuTLS's "Error while reading file". */
 static int readable(const char *what, const char *path, char *err, size_t errlen)
 {
 	if (access(path, R_OK) == 0)
 		return 0;
-	return fail(err, errlen, -errno, "TLS %s '%s': %s", what, path, strerror(errno));
+	return rdm_errret(err, errlen, -errno, "TLS %s '%s': %s", what, path, strerror(errno));
 }
 
 static int load_x509(struct rdm_tls *t, const struct rdm_tls_cfg *c, char *err, size_t errlen)
@@ -52,18 +39,18 @@ static int load_x509(struct rdm_tls *t, const struct rdm_tls_cfg *c, char *err, 
 	int ret;
 
 	if (t->server && (!c->cert_file || !c->key_file))
-		return fail(err, errlen, -EINVAL,
-			    "TLS x509: the destination needs a certificate and its key");
+		return rdm_errret(err, errlen, -EINVAL,
+				  "TLS x509: the destination needs a certificate and its key");
 	if (!c->cert_file != !c->key_file)
-		return fail(err, errlen, -EINVAL,
-			    "TLS x509: a certificate needs its key file and a key its certificate");
+		return rdm_errret(err, errlen, -EINVAL,
+				  "TLS x509: a certificate needs its key file and a key its certificate");
 	if (need_ca && !c->ca_file)
-		return fail(err, errlen, -EINVAL, "TLS x509: %s",
-			    t->server ? "verify-peer needs a CA file to check client certificates"
-				      : "the source needs a CA file to check the destination");
+		return rdm_errret(err, errlen, -EINVAL, "TLS x509: %s",
+				  t->server ? "verify-peer needs a CA file to check client certificates"
+				  : "the source needs a CA file to check the destination");
 	ret = gnutls_certificate_allocate_credentials(&t->x509);
 	if (ret)
-		return fail(err, errlen, -ENOMEM, "TLS x509: %s", gnutls_strerror(ret));
+		return rdm_errret(err, errlen, -ENOMEM, "TLS x509: %s", gnutls_strerror(ret));
 	if (c->ca_file) {
 		ret = readable("CA file", c->ca_file, err, errlen);
 		if (ret)
@@ -71,8 +58,8 @@ static int load_x509(struct rdm_tls *t, const struct rdm_tls_cfg *c, char *err, 
 		ret = gnutls_certificate_set_x509_trust_file(t->x509, c->ca_file,
 							     GNUTLS_X509_FMT_PEM);
 		if (ret <= 0)
-			return fail(err, errlen, -EINVAL, "TLS CA file '%s': %s", c->ca_file,
-				    ret ? gnutls_strerror(ret) : "no PEM certificate in it");
+			return rdm_errret(err, errlen, -EINVAL, "TLS CA file '%s': %s", c->ca_file,
+					  ret ? gnutls_strerror(ret) : "no PEM certificate in it");
 	}
 	if (c->cert_file) {
 		ret = readable("certificate", c->cert_file, err, errlen);
@@ -83,13 +70,13 @@ static int load_x509(struct rdm_tls *t, const struct rdm_tls_cfg *c, char *err, 
 		ret = gnutls_certificate_set_x509_key_file(t->x509, c->cert_file, c->key_file,
 							   GNUTLS_X509_FMT_PEM);
 		if (ret < 0)
-			return fail(err, errlen, -EINVAL, "TLS certificate '%s' with key '%s': %s",
-				    c->cert_file, c->key_file, gnutls_strerror(ret));
+			return rdm_errret(err, errlen, -EINVAL, "TLS certificate '%s' with key '%s': %s",
+					  c->cert_file, c->key_file, gnutls_strerror(ret));
 	}
 	if (c->hostname && !t->server) {
 		t->hostname = strdup(c->hostname);
 		if (!t->hostname)
-			return fail(err, errlen, -ENOMEM, "TLS: out of memory");
+			return rdm_errret(err, errlen, -ENOMEM, "TLS: out of memory");
 	}
 	t->verify_peer = t->server ? c->verify_peer : true;
 	return 0;
@@ -116,10 +103,10 @@ static int load_psk(struct rdm_tls *t, const struct rdm_tls_cfg *c, char *err, s
 	int ret;
 
 	if (!c->psk_identity || !c->psk_identity[0] || strlen(c->psk_identity) > 255)
-		return fail(err, errlen, -EINVAL, "TLS PSK: need an identity of 1..255 bytes");
+		return rdm_errret(err, errlen, -EINVAL, "TLS PSK: need an identity of 1..255 bytes");
 	if (!c->psk_key || c->psk_key_len < 16 || c->psk_key_len > PSK_KEY_MAX)
-		return fail(err, errlen, -EINVAL, "TLS PSK: need a key of 16..%u bytes",
-			    PSK_KEY_MAX);
+		return rdm_errret(err, errlen, -EINVAL, "TLS PSK: need a key of 16..%u bytes",
+				  PSK_KEY_MAX);
 	key.data = (unsigned char *)c->psk_key;
 	key.size = (unsigned)c->psk_key_len;
 	if (!t->server) {
@@ -128,18 +115,18 @@ static int load_psk(struct rdm_tls *t, const struct rdm_tls_cfg *c, char *err, s
 			ret = gnutls_psk_set_client_credentials(t->psk_client, c->psk_identity, &key,
 								GNUTLS_PSK_KEY_RAW);
 		if (ret)
-			return fail(err, errlen, -EINVAL, "TLS PSK: %s", gnutls_strerror(ret));
+			return rdm_errret(err, errlen, -EINVAL, "TLS PSK: %s", gnutls_strerror(ret));
 		return 0;
 	}
 	t->psk_identity = strdup(c->psk_identity);
 	t->psk_key.data = malloc(key.size);
 	if (!t->psk_identity || !t->psk_key.data)
-		return fail(err, errlen, -ENOMEM, "TLS: out of memory");
+		return rdm_errret(err, errlen, -ENOMEM, "TLS: out of memory");
 	memcpy(t->psk_key.data, key.data, key.size);
 	t->psk_key.size = key.size;
 	ret = gnutls_psk_allocate_server_credentials(&t->psk_server);
 	if (ret)
-		return fail(err, errlen, -ENOMEM, "TLS PSK: %s", gnutls_strerror(ret));
+		return rdm_errret(err, errlen, -ENOMEM, "TLS PSK: %s", gnutls_strerror(ret));
 	gnutls_psk_set_server_credentials_function(t->psk_server, psk_lookup);
 	return 0;
 }
@@ -152,10 +139,10 @@ int rdm_tls_new(const struct rdm_tls_cfg *c, bool server, struct rdm_tls **out, 
 	int ret;
 
 	if (!c || !out)
-		return fail(err, errlen, -EINVAL, "TLS: no options");
+		return rdm_errret(err, errlen, -EINVAL, "TLS: no options");
 	t = calloc(1, sizeof(*t));
 	if (!t)
-		return fail(err, errlen, -ENOMEM, "TLS: out of memory");
+		return rdm_errret(err, errlen, -ENOMEM, "TLS: out of memory");
 	t->server = server;
 	t->psk = c->psk;
 	ret = c->psk ? load_psk(t, c, err, errlen) : load_x509(t, c, err, errlen);
@@ -164,8 +151,8 @@ int rdm_tls_new(const struct rdm_tls_cfg *c, bool server, struct rdm_tls **out, 
 	prio = c->priority ? c->priority : c->psk ? PRIO_PSK : PRIO_X509;
 	ret = gnutls_priority_init(&t->prio, prio, &where);
 	if (ret) {
-		ret = fail(err, errlen, -EINVAL, "TLS priority '%s': %s%s%s", prio,
-			   gnutls_strerror(ret), where ? " at " : "", where ? where : "");
+		ret = rdm_errret(err, errlen, -EINVAL, "TLS priority '%s': %s%s%s", prio,
+				 gnutls_strerror(ret), where ? " at " : "", where ? where : "");
 		goto err_free;
 	}
 	*out = t;
