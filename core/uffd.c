@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/errtext.h"
 #include "core/bitmap.h"
 #include "core/uffd.h"
 
@@ -63,8 +64,7 @@ static uint64_t now_us(void)
 
 static void errf(char *err, size_t errlen, const char *what, int e)
 {
-	if (errlen)
-		snprintf(err, errlen, "userfaultfd: %s: %s", what, strerror(e));
+	rdm_errtext(err, errlen, "userfaultfd: %s: %s", what, strerror(e));
 }
 
 static void set_bit(uint64_t *m, uint64_t i)
@@ -202,10 +202,8 @@ static int reg_one(struct rdm_uffd *u, struct region *g, char *err, size_t errle
 
 	if (!g->r.page_size || (uintptr_t)g->r.host % g->r.page_size || !g->r.len ||
 	    g->r.len % g->r.page_size) {
-		if (errlen)
-			snprintf(err, errlen, "userfaultfd: region %p+%llu not aligned to its %llu-byte "
-					      "pages", g->r.host, (unsigned long long)g->r.len,
-				 (unsigned long long)g->r.page_size);
+		rdm_errtext(err, errlen, "userfaultfd: region %p+%llu not aligned to its %llu-byte pages",
+			    g->r.host, (unsigned long long)g->r.len, (unsigned long long)g->r.page_size);
 		return -EINVAL;
 	}
 	if (ioctl(u->fd, UFFDIO_REGISTER, &reg)) {

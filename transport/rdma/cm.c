@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "control/auth.h"
+#include "common/errtext.h"
 #include "transport/rdma/rdma_int.h"
 
 
@@ -60,7 +61,7 @@ static int wait_event(struct rdm_rdma *r, struct rdma_cm_id *id, enum rdma_cm_ev
 
 	ret = rt_next_event(r->ech, r->timeout_ms, &ev);
 	if (ret) {
-		snprintf(err, errlen, "waiting for %s: %s", rdma_event_str(want), strerror(-ret));
+		rdm_errtext(err, errlen, "waiting for %s: %s", rdma_event_str(want), strerror(-ret));
 		return ret;
 	}
 	if (ev->id == id && ev->event == want) {
@@ -69,7 +70,7 @@ static int wait_event(struct rdm_rdma *r, struct rdma_cm_id *id, enum rdma_cm_ev
 	}
 	switch (ev->event) {
 	case RDMA_CM_EVENT_REJECTED:
-		snprintf(err, errlen, "destination rejected the connection (status %d%s%.*s)",
+		rdm_errtext(err, errlen, "destination rejected the connection (status %d%s%.*s)",
 			 ev->status, ev->param.conn.private_data_len ? ": " : "",
 			 ev->param.conn.private_data_len ? (int)ev->param.conn.private_data_len : 0,
 			 ev->param.conn.private_data_len ? (const char *)ev->param.conn.private_data
@@ -77,15 +78,15 @@ static int wait_event(struct rdm_rdma *r, struct rdma_cm_id *id, enum rdma_cm_ev
 		ret = -ECONNREFUSED;
 		break;
 	case RDMA_CM_EVENT_UNREACHABLE:
-		snprintf(err, errlen, "destination unreachable (status %d)", ev->status);
+		rdm_errtext(err, errlen, "destination unreachable (status %d)", ev->status);
 		ret = -EHOSTUNREACH;
 		break;
 	case RDMA_CM_EVENT_ADDR_ERROR:
-		snprintf(err, errlen, "no RDMA device for that address (status %d)", ev->status);
+		rdm_errtext(err, errlen, "no RDMA device for that address (status %d)", ev->status);
 		ret = -EADDRNOTAVAIL;
 		break;
 	default:
-		snprintf(err, errlen, "%s while waiting for %s (status %d)",
+		rdm_errtext(err, errlen, "%s while waiting for %s (status %d)",
 			 rdma_event_str(ev->event), rdma_event_str(want), ev->status);
 		ret = -ECONNABORTED;
 	}
@@ -186,14 +187,14 @@ static int connect_one(struct rdm_rdma *r, struct rt_qp *q, unsigned index,
 
 	if (rdma_create_id(r->ech, &id, r, RDMA_PS_TCP)) {
 		ret = -errno;
-		snprintf(err, errlen, "rdma_create_id: %s", strerror(-ret));
+		rdm_errtext(err, errlen, "rdma_create_id: %s", strerror(-ret));
 		return ret;
 	}
 	q->id = id;
 	q->index = index;
 	if (rdma_resolve_addr(id, NULL, (struct sockaddr *)&a->ss, r->timeout_ms)) {
 		ret = -errno;
-		snprintf(err, errlen, "resolving %s: %s", a->host, strerror(-ret));
+		rdm_errtext(err, errlen, "resolving %s: %s", a->host, strerror(-ret));
 		return ret;
 	}
 	ret = wait_event(r, id, RDMA_CM_EVENT_ADDR_RESOLVED, err, errlen);
@@ -201,7 +202,7 @@ static int connect_one(struct rdm_rdma *r, struct rt_qp *q, unsigned index,
 		return ret;
 	if (rdma_resolve_route(id, r->timeout_ms)) {
 		ret = -errno;
-		snprintf(err, errlen, "resolving the route to %s: %s", a->host, strerror(-ret));
+		rdm_errtext(err, errlen, "resolving the route to %s: %s", a->host, strerror(-ret));
 		return ret;
 	}
 	ret = wait_event(r, id, RDMA_CM_EVENT_ROUTE_RESOLVED, err, errlen);
@@ -209,19 +210,19 @@ static int connect_one(struct rdm_rdma *r, struct rt_qp *q, unsigned index,
 		return ret;
 	ret = rt_setup_qp(r, q, id, index > 0);
 	if (ret) {
-		snprintf(err, errlen, "creating queue pair %u: %s", index, strerror(-ret));
+		rdm_errtext(err, errlen, "creating queue pair %u: %s", index, strerror(-ret));
 		return ret;
 	}
 	if (index == 0) {
 		ret = rt_ctrl_init(r); /* receives must be posted before the peer can send */
 		if (ret) {
-			snprintf(err, errlen, "control buffers: %s", strerror(-ret));
+			rdm_errtext(err, errlen, "control buffers: %s", strerror(-ret));
 			return ret;
 		}
 	}
 	ret = hello(r, index, pdata, &plen);
 	if (ret) {
-		snprintf(err, errlen, "channel hello: %s", strerror(-ret));
+		rdm_errtext(err, errlen, "channel hello: %s", strerror(-ret));
 		return ret;
 	}
 	cp.private_data = pdata;
@@ -232,7 +233,7 @@ static int connect_one(struct rdm_rdma *r, struct rt_qp *q, unsigned index,
 	cp.rnr_retry_count = 7;
 	if (rdma_connect(id, &cp)) {
 		ret = -errno;
-		snprintf(err, errlen, "rdma_connect: %s", strerror(-ret));
+		rdm_errtext(err, errlen, "rdma_connect: %s", strerror(-ret));
 		return ret;
 	}
 	return wait_event(r, id, RDMA_CM_EVENT_ESTABLISHED, err, errlen);
@@ -248,7 +249,7 @@ int rt_connect_all(struct rdm_rdma *r, const struct rdm_addr *a, char *err, size
 	r->ech = rdma_create_event_channel();
 	if (!r->ech) {
 		ret = -errno;
-		snprintf(err, errlen, "rdma_create_event_channel: %s (is an RDMA device present?)",
+		rdm_errtext(err, errlen, "rdma_create_event_channel: %s (is an RDMA device present?)",
 			 strerror(-ret));
 		return ret;
 	}

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "control/auth.h"
+#include "common/errtext.h"
 #include "transport/rdma/rdma_int.h"
 
 #define RT_PENDING 8 /* sessions assembled at once */
@@ -46,7 +47,7 @@ int rt_listen(const struct rdm_addr *a, const struct rdm_tp_opts *o, struct rdm_
 	l->ech = rdma_create_event_channel();
 	if (!l->ech) {
 		ret = -errno;
-		snprintf(err, errlen, "rdma_create_event_channel: %s (is an RDMA device present?)",
+		rdm_errtext(err, errlen, "rdma_create_event_channel: %s (is an RDMA device present?)",
 			 strerror(-ret));
 		goto err_free;
 	}
@@ -55,17 +56,17 @@ int rt_listen(const struct rdm_addr *a, const struct rdm_tp_opts *o, struct rdm_
 		goto err_ech;
 	if (rdma_create_id(l->ech, &l->id, l, RDMA_PS_TCP)) {
 		ret = -errno;
-		snprintf(err, errlen, "rdma_create_id: %s", strerror(-ret));
+		rdm_errtext(err, errlen, "rdma_create_id: %s", strerror(-ret));
 		goto err_ech;
 	}
 	if (rdma_bind_addr(l->id, (struct sockaddr *)&a->ss)) {
 		ret = -errno;
-		snprintf(err, errlen, "binding %s:%u: %s", a->host, a->port, strerror(-ret));
+		rdm_errtext(err, errlen, "binding %s:%u: %s", a->host, a->port, strerror(-ret));
 		goto err_id;
 	}
 	if (rdma_listen(l->id, 16)) {
 		ret = -errno;
-		snprintf(err, errlen, "listening on %s:%u: %s", a->host, a->port, strerror(-ret));
+		rdm_errtext(err, errlen, "listening on %s:%u: %s", a->host, a->port, strerror(-ret));
 		goto err_id;
 	}
 	*out = &l->base;
@@ -90,7 +91,7 @@ int rt_listener_port(struct rdm_tp_listener *lb, uint16_t *port)
 
 static void refuse(struct rdma_cm_id *id, const char *why, char *err, size_t errlen)
 {
-	snprintf(err, errlen, "refused a connection: %s", why);
+	rdm_errtext(err, errlen, "refused a connection: %s", why);
 	rdma_reject(id, why, (uint8_t)(strlen(why) < 48 ? strlen(why) : 48));
 	rdma_destroy_id(id);
 }
@@ -236,7 +237,7 @@ static int on_request(struct rt_listener *l, struct rdma_cm_event *ev, char *err
 	if (!ret && ch.index > 0)
 		ret = rt_data_post_fence_recvs(q);
 	if (ret) {
-		snprintf(err, errlen, "setting up channel %u: %s", ch.index, strerror(-ret));
+		rdm_errtext(err, errlen, "setting up channel %u: %s", ch.index, strerror(-ret));
 		rdma_reject(ev->id, NULL, 0);
 		return ret;
 	}
@@ -246,7 +247,7 @@ static int on_request(struct rt_listener *l, struct rdma_cm_event *ev, char *err
 	acc.rnr_retry_count = 7;
 	if (rdma_accept(ev->id, &acc)) {
 		ret = -errno;
-		snprintf(err, errlen, "rdma_accept: %s", strerror(-ret));
+		rdm_errtext(err, errlen, "rdma_accept: %s", strerror(-ret));
 		return ret;
 	}
 	return 0;
@@ -262,7 +263,7 @@ static void expire(struct rt_listener *l, char *err, size_t errlen)
 
 		if (!p->r || now < p->deadline)
 			continue;
-		snprintf(err, errlen, "refused a connection: session %016llx incomplete after %d ms "
+		rdm_errtext(err, errlen, "refused a connection: session %016llx incomplete after %d ms "
 				      "(%u of %u channels)",
 			 (unsigned long long)p->r->token, p->r->timeout_ms, p->established,
 			 p->r->ndata + 1);
@@ -336,7 +337,7 @@ int rt_accept(struct rdm_tp_listener *lb, int timeout_ms, struct rdm_tp **out, c
 			break;
 		default:
 			if (p) {
-				snprintf(err, errlen, "connection failed during setup: %s",
+				rdm_errtext(err, errlen, "connection failed during setup: %s",
 					 rdma_event_str(ev->event));
 				ret = -ECONNABORTED;
 			}

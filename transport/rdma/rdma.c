@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/errtext.h"
 #include "transport/rdma/rdma_int.h"
 
 static int rt_connect(const struct rdm_addr *a, const struct rdm_tp_opts *o, struct rdm_tp **out,
@@ -23,7 +24,7 @@ static int rt_connect(const struct rdm_addr *a, const struct rdm_tp_opts *o, str
 		ret = rt_start_cm_thread(r);
 	if (ret) {
 		if (!err[0])
-			snprintf(err, errlen, "%s", strerror(-ret));
+			rdm_errtext(err, errlen, "%s", strerror(-ret));
 		rt_free(r);
 		return ret;
 	}
