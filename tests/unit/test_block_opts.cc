@@ -101,7 +101,9 @@ TEST_F(BlockOpts, SoftDirtyNeedsHold)
 	EXPECT_EQ(-EINVAL, rdmig_add_block_opts(src, &o));
 	EXPECT_TRUE(Mentions(src, "hold")) << rdmig_last_error(src);
 	o.hold = NoHold;
-	o.page_size = 8192;
+	o.page_size = 8192; /* a sound block, but not 4 KiB pages */
+	o.length = 8192;
+	o.host = (char *)mem + (8192 - (uintptr_t)mem % 8192) % 8192;
 	EXPECT_EQ(-EINVAL, rdmig_add_block_opts(src, &o));
 	EXPECT_TRUE(Mentions(src, "4 KiB")) << rdmig_last_error(src);
 }
