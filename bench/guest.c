@@ -48,8 +48,9 @@ struct guest {
 	uint8_t *devstate;
 	uint32_t devstate_len;
 	bool devstate_loaded;
-	struct track *track; /* NULL: the workload logs its own writes */
-	int track_error;     /* arming failed: the dirty log cannot be trusted */
+	bool dest;
+	bool tracked;   /* source with a library tracker: the workload logs nothing */
+	bool hold_was;  /* paused before the library's hold(true) */
 };
 
 static char last_error[256];
@@ -97,6 +98,40 @@ static void fill_page(struct guest *g, uint8_t *p, uint64_t gpage)
 
 		memcpy(p + i, &v, 8);
 	}
+}
+
+static int cb_hold(void *opaque, bool hold);
+
+/* Block i with the library's tracker on a tracked source, plain otherwise. */
+static int add_block(struct guest *g, rdmig_session *s, unsigned i, const char *name)
+{
+	struct rdmig_block_opts o = RDMIG_BLOCK_OPTS_INIT;
+
+	o.name = name;
+	o.host = g->blocks[i].host;
+	o.length = g->blocks[i].len;
+	o.page_size = g->cfg.page_size;
+	o.tracker = g->tracked ? track_to_rdmig(g->cfg.tracker) : RDMIG_TRACK_NONE;
+	o.hold = cb_hold;
+	o.hold_opaque = g;
+	return rdmig_add_block_opts(s, &o);
+}
+
+/* Can this kernel keep the tracker's log? Asked of a throwaway session. */
+static int probe_tracker(struct guest *g)
+{
+	struct rdmig_callbacks cb = {.size = sizeof(cb)};
+	rdmig_session *s;
+	int ret;
+
+	ret = rdmig_session_create(RDMIG_ROLE_SOURCE, &cb, g, &s);
+	if (ret)
+		return ret;
+	ret = add_block(g, s, 0, "probe");
+	if (ret)
+		snprintf(last_error, sizeof(last_error), "%s", rdmig_last_error(s));
+	rdmig_session_destroy(s);
+	return ret;
 }
 
 int guest_create(const struct guest_cfg *cfg, bool dest, struct guest **out)
@@ -151,14 +186,10 @@ int guest_create(const struct guest_cfg *cfg, bool dest, struct guest **out)
 			g->devstate[i] = (uint8_t)xorshift(&r);
 	}
 	atomic_store(&g->paused, false);
-	if (!dest && cfg->tracker != TRACK_COOP) {
-		struct track_region tr[g->nblocks];
-
-		for (unsigned i = 0; i < g->nblocks; i++)
-			tr[i] = (struct track_region){g->blocks[i].host, g->blocks[i].len,
-						      cfg->page_size};
-		ret = track_create(cfg->tracker, tr, g->nblocks, &g->track, last_error,
-				   sizeof(last_error));
+	g->dest = dest;
+	g->tracked = !dest && cfg->tracker != TRACK_COOP;
+	if (g->tracked) {
+		ret = probe_tracker(g);
 		if (ret) {
 			free(g->devstate);
 			goto err_blocks;
@@ -184,7 +215,6 @@ void guest_destroy(struct guest *g)
 	if (!g)
 		return;
 	guest_stop_workload(g);
-	track_destroy(g->track);
 	for (unsigned i = 0; i < g->nblocks; i++) {
 		munmap(g->blocks[i].host, g->blocks[i].len);
 		free((void *)g->blocks[i].log);
@@ -201,8 +231,7 @@ int guest_add_blocks(struct guest *g, rdmig_session *s)
 
 	for (unsigned i = 0; i < g->nblocks; i++) {
 		snprintf(name, sizeof(name), "ram%u", i);
-		ret = rdmig_add_block(s, name, g->blocks[i].host, g->blocks[i].len,
-				      g->cfg.page_size);
+		ret = add_block(g, s, i, name);
 		if (ret)
 			return ret;
 	}
@@ -266,7 +295,7 @@ GUEST_RAM_WRITE static void dirty_page(struct guest *g, uint64_t gpage, uint64_t
 
 	for (unsigned i = 0; i < 8; i++)
 		memcpy(p + off + i * 8, &val, 8);
-	if (!g->track)
+	if (!g->tracked)
 		atomic_fetch_or_explicit(&b->log[gpage / 64], 1ull << (gpage % 64),
 					 memory_order_release);
 }
@@ -373,25 +402,9 @@ static int cb_dirty_log(void *opaque, unsigned block, uint64_t *bitmap, uint64_t
 {
 	struct guest *g = opaque;
 	struct gblock *b;
-	int ret;
 
 	if (block >= g->nblocks || npages != g->blocks[block].npages)
 		return -EINVAL;
-	if (g->track) {
-		if (g->track_error)
-			return g->track_error;
-		/* One snapshot per sync, at its first block, with the vCPUs held briefly. */
-		if (block == 0 && track_needs_pause(g->track)) {
-			bool was = atomic_load(&g->paused);
-
-			hold_writers(g);
-			ret = track_snapshot(g->track);
-			atomic_store(&g->paused, was);
-			if (ret)
-				return ret;
-		}
-		return track_collect(g->track, block, bitmap, npages);
-	}
 	b = &g->blocks[block];
 	for (uint64_t w = 0; w < (npages + 63) / 64; w++) {
 		if (atomic_load_explicit(&b->log[w], memory_order_relaxed))
@@ -407,6 +420,20 @@ static int cb_vm_stop(void *opaque)
 
 	hold_writers(g);
 	atomic_fetch_add(&g->stops, 1);
+	return 0;
+}
+
+/* The library's soft-dirty sync: the vCPUs held briefly, then as they were. */
+static int cb_hold(void *opaque, bool hold)
+{
+	struct guest *g = opaque;
+
+	if (hold) {
+		g->hold_was = atomic_load(&g->paused);
+		hold_writers(g);
+	} else {
+		atomic_store(&g->paused, g->hold_was);
+	}
 	return 0;
 }
 
@@ -456,19 +483,6 @@ static int cb_load_state(void *opaque, rdmig_reader *r)
 	return 0;
 }
 
-/* The tracker starts with the first pass: setup (and RDMA pinning) is done by then. */
-static void cb_event(void *opaque, enum rdmig_status from, enum rdmig_status to)
-{
-	struct guest *g = opaque;
-
-	(void)from;
-	if (to == RDMIG_STATUS_ACTIVE && g->track) {
-		g->track_error = track_arm(g->track, last_error, sizeof(last_error));
-		if (g->track_error)
-			fprintf(stderr, "guest: dirty tracking: %s\n", last_error);
-	}
-}
-
 void guest_callbacks(struct guest *g, struct rdmig_callbacks *cb)
 {
 	(void)g;
@@ -480,7 +494,6 @@ void guest_callbacks(struct guest *g, struct rdmig_callbacks *cb)
 	cb->set_throttle = cb_set_throttle;
 	cb->save_state = cb_save_state;
 	cb->load_state = cb_load_state;
-	cb->event = cb_event;
 }
 
 unsigned guest_nblocks(const struct guest *g)

@@ -193,7 +193,8 @@ static int parse(int argc, char **argv, struct bench *b)
 	 * Kernel trackers write-protect guest pages. ibv_reg_mr cannot pin a
 	 * write-protected page, and clear_refs makes the next write copy a pinned
 	 * page away from its MR: uffd-wp needs every page pinned before it arms
-	 * (pin-all), soft-dirty cannot be used with rdma at all.
+	 * (pin-all), soft-dirty cannot be used with rdma at all. rdmig_migrate()
+	 * refuses both too; said here before the guest's RAM is built.
 	 */
 	if (!strcmp(b->transport, "rdma") && b->g.tracker == TRACK_SOFT_DIRTY) {
 		fprintf(stderr, "rdmig-bench: soft-dirty tracking cannot be used with rdma "

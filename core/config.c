@@ -5,12 +5,14 @@
  * max-bandwidth change live (QEMU's migrate-set-parameters), the rest -EBUSY.
  */
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/bitmap.h"
 #include "core/session.h"
+#include "core/track.h"
 
 /* Lock held: a migration is starting or running, so the setup is fixed. */
 static bool busy_locked(const struct rdmig_session *s)
@@ -92,9 +94,13 @@ static int check_block(const struct rdmig_session *s, const char *name, void *ho
 	return 0;
 }
 
-static int add_block_locked(struct rdmig_session *s, const char *name, void *host,
-			    uint64_t length, uint32_t page_size, char *why, size_t whylen)
+static int add_block_locked(struct rdmig_session *s, const struct rdmig_block_opts *o,
+			    char *why, size_t whylen)
 {
+	const char *name = o->name;
+	void *host = o->host;
+	uint64_t length = o->length;
+	uint32_t page_size = o->page_size;
 	struct rdm_block *b, *nb;
 	uint64_t *dirty = NULL;
 	int ret;
@@ -119,6 +125,9 @@ static int add_block_locked(struct rdmig_session *s, const char *name, void *hos
 	b->page_size = page_size;
 	b->npages = length / page_size;
 	b->dirty = dirty;
+	b->tracker = o->tracker;
+	b->hold = o->hold;
+	b->hold_opaque = o->hold_opaque;
 	s->nblocks++;
 	s->stats.ram_total += length;
 	return 0;
@@ -130,10 +139,43 @@ err_nomem:
 	return -ENOMEM;
 }
 
-int rdmig_add_block(rdmig_session *s, const char *name, void *host, uint64_t length,
-		    uint32_t page_size)
+/*
+ * The caller's options into *o: sizes from the first layout on; bytes past
+ * ours must be zero (fields this library does not know).
+ */
+static int copy_opts(const struct rdmig_block_opts *in, struct rdmig_block_opts *o, char *why,
+		     size_t whylen)
+{
+	size_t first = offsetof(struct rdmig_block_opts, hold_opaque) + sizeof(void *);
+
+	if (!in || in->size < first) {
+		snprintf(why, whylen, "block options: size %zu unset or too small "
+				      "(RDMIG_BLOCK_OPTS_INIT)",
+			 in ? in->size : 0);
+		return -EINVAL;
+	}
+	for (size_t i = sizeof(*o); i < in->size; i++)
+		if (((const uint8_t *)in)[i]) {
+			snprintf(why, whylen, "block options: size %zu carries fields this "
+					      "library (%zu bytes) does not know",
+				 in->size, sizeof(*o));
+			return -EINVAL;
+		}
+	memset(o, 0, sizeof(*o));
+	memcpy(o, in, in->size < sizeof(*o) ? in->size : sizeof(*o));
+	if ((unsigned)o->tracker > RDMIG_TRACK_SOFT_DIRTY) {
+		snprintf(why, whylen, "block %s: unknown tracker %d", o->name ? o->name : "?",
+			 (int)o->tracker);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static int add_block(rdmig_session *s, const struct rdmig_block_opts *in)
 {
 	char why[4 * RDM_ERRLEN] = ""; /* two names of up to 255 bytes; cut to RDM_ERRLEN later */
+	char twhy[RDM_ERRLEN] = "";
+	struct rdmig_block_opts o;
 	int ret;
 
 	if (!s)
@@ -141,11 +183,74 @@ int rdmig_add_block(rdmig_session *s, const char *name, void *host, uint64_t len
 	ret = rdm_api_enter(s, true);
 	if (ret)
 		return ret;
+	ret = copy_opts(in, &o, why, sizeof(why));
+	if (ret)
+		goto out;
+	/* A destination's memory is written by the library alone: nothing to track. */
+	if (s->role != RDMIG_ROLE_SOURCE)
+		o.tracker = RDMIG_TRACK_NONE;
+	/* Probed outside the lock (system calls), once the block itself is sound. */
+	if (o.tracker != RDMIG_TRACK_NONE) {
+		pthread_mutex_lock(&s->lock);
+		ret = check_block(s, o.name, o.host, o.length, o.page_size, why, sizeof(why));
+		pthread_mutex_unlock(&s->lock);
+		if (ret)
+			goto out;
+		ret = rdm_track_resolve(o.tracker, o.host, o.length, o.page_size, o.hold != NULL,
+					&o.tracker, twhy, sizeof(twhy));
+		if (ret) {
+			snprintf(why, sizeof(why), "block %s: %s", o.name ? o.name : "?", twhy);
+			goto out;
+		}
+	}
 	pthread_mutex_lock(&s->lock);
-	ret = add_block_locked(s, name, host, length, page_size, why, sizeof(why));
+	ret = add_block_locked(s, &o, why, sizeof(why));
 	pthread_mutex_unlock(&s->lock);
+out:
 	if (ret)
 		rdm_set_api_error(s, "%s", why);
+	return rdm_api_leave(s, ret);
+}
+
+int rdmig_add_block(rdmig_session *s, const char *name, void *host, uint64_t length,
+		    uint32_t page_size)
+{
+	struct rdmig_block_opts o = {.size = sizeof(o), .name = name, .host = host,
+				     .length = length, .page_size = page_size};
+
+	return add_block(s, &o);
+}
+
+int rdmig_add_block_opts(rdmig_session *s, const struct rdmig_block_opts *o)
+{
+	return add_block(s, o);
+}
+
+int rdmig_block_tracker(const rdmig_session *cs, const char *name, enum rdmig_tracker *t)
+{
+	struct rdmig_session *s = (struct rdmig_session *)cs;
+	int ret = -ENOENT;
+
+	if (!s)
+		return -EINVAL;
+	ret = rdm_api_enter(s, true);
+	if (ret)
+		return ret;
+	if (!name || !t) {
+		rdm_set_api_error(s, "block_tracker: no name or no result pointer");
+		return rdm_api_leave(s, -EINVAL);
+	}
+	ret = -ENOENT;
+	pthread_mutex_lock(&s->lock);
+	for (unsigned i = 0; i < s->nblocks; i++)
+		if (!strcmp(s->blocks[i].name, name)) {
+			*t = s->blocks[i].tracker;
+			ret = 0;
+			break;
+		}
+	pthread_mutex_unlock(&s->lock);
+	if (ret)
+		rdm_set_api_error(s, "block_tracker: no block %s", name);
 	return rdm_api_leave(s, ret);
 }
 

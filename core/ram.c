@@ -8,6 +8,7 @@
 #include "core/bitmap.h"
 #include "core/ram.h"
 #include "core/session.h"
+#include "core/track.h"
 
 int rdm_ram_init(struct rdm_ram *r, struct rdmig_session *s)
 {
@@ -232,11 +233,18 @@ int rdm_ram_sync(struct rdm_ram *r, uint64_t *pages, uint64_t *bytes)
 	uint64_t np = 0, nb = 0;
 	int ret;
 
+	ret = rdm_track_sync(s);
+	if (ret)
+		return ret;
 	for (unsigned bi = 0; bi < s->nblocks; bi++) {
 		struct rdm_block *b = &s->blocks[bi];
 		uint64_t c;
 
-		if (s->cb.dirty_log) {
+		if (b->tracker != RDMIG_TRACK_NONE) {
+			ret = rdm_track_collect(s, bi);
+			if (ret)
+				return ret;
+		} else if (s->cb.dirty_log) {
 			ret = rdm_cb_ret(s->cb.dirty_log(s->opaque, bi, b->dirty, b->npages));
 			if (ret) {
 				rdm_set_error(s, "dirty_log callback failed for %s: %s", b->name,

@@ -29,6 +29,9 @@ struct rdm_block {
 	uint32_t page_size;
 	uint64_t npages;
 	uint64_t *dirty; /* source: pages still to send */
+	enum rdmig_tracker tracker; /* source: who keeps the log (AUTO resolved) */
+	int (*hold)(void *opaque, bool hold); /* soft-dirty: writers held still */
+	void *hold_opaque;
 };
 
 struct rdmig_session {
@@ -39,6 +42,9 @@ struct rdmig_session {
 
 	struct rdm_block *blocks;
 	unsigned nblocks;
+	/* Source: the library's trackers while a migration runs (core/track.c). */
+	struct rdm_uffd *uffd;
+	struct rdm_softdirty *softdirty;
 
 	/* lock guards status, stats, err and the flags the waiters look at. */
 	pthread_mutex_t lock;

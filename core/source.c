@@ -17,6 +17,7 @@
 #include "core/commit.h"
 #include "core/ram.h"
 #include "core/session.h"
+#include "core/track.h"
 
 /* Return path: acks, pings and errors from the destination. */
 static void rp_fail(struct rdmig_session *s, int err)
@@ -582,6 +583,10 @@ void *rdm_source_main(void *arg)
 		ret = -ECANCELED;
 		goto out_ram;
 	}
+	/* Memory is registered by now: write protection cannot get in its way. */
+	ret = rdm_track_arm(s);
+	if (ret)
+		goto out_ram;
 	rdm_set_status(s, RDMIG_STATUS_ACTIVE);
 	ret = iterate(s, &ram, &seq);
 	if (ret)
@@ -595,6 +600,7 @@ out_ram:
 	stop_rp(s);
 	if (ret)
 		unwind(s, ret, unknown);
+	rdm_track_disarm(s);
 	rdm_ram_fini(&ram);
 out:
 	pthread_mutex_lock(&s->lock);
@@ -621,11 +627,18 @@ out:
 int rdm_source_migrate(struct rdmig_session *s, const char *uri)
 {
 	struct rdm_policy_cfg pc;
+	char why[RDM_ERRLEN];
 	int ret;
 
 	ret = rdm_session_begin(s, RDMIG_ROLE_SOURCE, uri);
 	if (ret)
 		return ret;
+	ret = rdm_track_check_transport(s, s->addr.scheme == RDM_SCHEME_RDMA,
+					s->opts.caps[RDMIG_CAP_RDMA_PIN_ALL], why, sizeof(why));
+	if (ret) {
+		rdm_set_api_error(s, "%s", why);
+		return ret;
+	}
 	pc = (struct rdm_policy_cfg){
 		.downtime_limit_ms = s->opts.params[RDMIG_PARAM_DOWNTIME_LIMIT],
 		.max_bandwidth = s->opts.params[RDMIG_PARAM_MAX_BANDWIDTH],

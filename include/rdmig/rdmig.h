@@ -148,7 +148,8 @@ struct rdmig_callbacks {
 	/*
 	 * Source: OR the pages of block `block` dirtied since the last call into
 	 * bitmap (bit i = page i, npages bits), then forget them. NULL: the VM is
-	 * treated as paused, every page is sent once.
+	 * treated as paused, every page is sent once. Not called for a block
+	 * whose log the library keeps (rdmig_add_block_opts() with a tracker).
 	 */
 	int (*dirty_log)(void *opaque, unsigned block, uint64_t *bitmap, uint64_t npages);
 	int (*vm_stop)(void *opaque);  /* source at switchover */
@@ -175,6 +176,73 @@ void rdmig_session_destroy(rdmig_session *s);
  */
 int rdmig_add_block(rdmig_session *s, const char *name, void *host, uint64_t length,
 		    uint32_t page_size);
+
+/*
+ * Who keeps a source block's dirty log. NONE: the VMM, through the dirty_log
+ * callback. The others: the library itself, for plain process memory the
+ * VMM's own threads write (no KVM dirty log):
+ *  - UFFD_WP: userfaultfd write-protect; the first write to a page after a
+ *    sync faults once to a thread of the library, which logs it. Needs a
+ *    kernel with userfaultfd write-protect for this memory, and the privilege
+ *    to open a userfaultfd (or vm.unprivileged_userfaultfd=1).
+ *  - SOFT_DIRTY: /proc/self/pagemap soft-dirty bits, cleared per sync through
+ *    /proc/self/clear_refs. Clearing is not atomic with reading, so every sync
+ *    runs with the writers held still by the block's hold callback (required),
+ *    and clear_refs works on the whole process: one migration at a time per
+ *    process may use it. 4 KiB pages only.
+ *  - AUTO: UFFD_WP when this kernel can write-protect the block, else
+ *    SOFT_DIRTY (which then needs hold); -ENOTSUP when neither works.
+ * Over rdma, UFFD_WP needs the rdma-pin-all capability (a write-protected
+ * page cannot be registered on demand) and SOFT_DIRTY is refused (clear_refs
+ * moves a pinned page away from its registration): rdmig_migrate() says so.
+ * A destination ignores the tracker (the library alone writes its memory).
+ */
+enum rdmig_tracker {
+	RDMIG_TRACK_NONE = 0,
+	RDMIG_TRACK_AUTO = 1,
+	RDMIG_TRACK_UFFD_WP = 2,
+	RDMIG_TRACK_SOFT_DIRTY = 3,
+};
+
+struct rdmig_block_opts {
+	size_t size; /* sizeof(struct rdmig_block_opts) of the caller's header */
+	const char *name;
+	void *host;
+	uint64_t length;
+	uint32_t page_size;
+	enum rdmig_tracker tracker;
+	/*
+	 * SOFT_DIRTY: hold(hold_opaque, true) stops every thread writing this
+	 * memory until hold(hold_opaque, false); both return 0 or -errno. Called
+	 * around each sync, also while the VM is stopped: false must restore what
+	 * was before true. Unused by the other trackers.
+	 */
+	int (*hold)(void *hold_opaque, bool hold);
+	void *hold_opaque;
+};
+/* An initializer with size set: struct rdmig_block_opts o = RDMIG_BLOCK_OPTS_INIT; */
+#ifdef __cplusplus
+#define RDMIG_BLOCK_OPTS_INIT                 \
+	[] {                                  \
+		rdmig_block_opts o_{};        \
+		o_.size = sizeof(o_);         \
+		return o_;                    \
+	}()
+#else
+#define RDMIG_BLOCK_OPTS_INIT { .size = sizeof(struct rdmig_block_opts) }
+#endif
+
+/*
+ * rdmig_add_block() with options. -EINVAL for an unset or unknown size,
+ * unknown bytes past this layout that are not zero, or an unknown tracker;
+ * -ENOTSUP (source) when this kernel cannot keep the chosen tracker's log for
+ * this memory. The tracker starts once the migration's setup is done and
+ * stops when it ends.
+ */
+int rdmig_add_block_opts(rdmig_session *s, const struct rdmig_block_opts *o);
+/* The tracker a source block got (AUTO resolved), by name; -ENOENT if unknown. */
+int rdmig_block_tracker(const rdmig_session *s, const char *name, enum rdmig_tracker *t);
+const char *rdmig_tracker_name(enum rdmig_tracker t);
 
 int rdmig_set_capability(rdmig_session *s, enum rdmig_cap cap, bool on);
 int rdmig_get_capability(const rdmig_session *s, enum rdmig_cap cap, bool *on);
