@@ -36,7 +36,7 @@ extern "C" {
 #endif
 
 #define RDMIG_VERSION_MAJOR 0
-#define RDMIG_VERSION_MINOR 1
+#define RDMIG_VERSION_MINOR 2
 
 typedef struct rdmig_session rdmig_session;
 typedef struct rdmig_writer rdmig_writer;
