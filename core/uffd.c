@@ -28,6 +28,7 @@ struct region {
 	uint64_t npages;
 	uint64_t *has;       /* pages here */
 	uint64_t *requested; /* pages the callback was told about */
+	uint64_t epoch;      /* discards so far: a copy that raced one proves nothing */
 };
 
 /* A thread waiting for a page, since t_us. */
@@ -314,12 +315,18 @@ void rdm_uffd_destroy(struct rdm_uffd *u)
 	free(u);
 }
 
-/* Lock held: pages [page, page + n) are here; the threads waiting on them stop waiting. */
-static void arrived(struct rdm_uffd *u, unsigned ri, uint64_t page, uint64_t n)
+/*
+ * Lock held: pages [page, page + n) were copied; the threads waiting on them
+ * stop waiting. They are marked here only when no discard ran since the copy
+ * began (epoch): a page marked here but missing would make its next fault
+ * wake forever without a request; one here but not marked is only asked for
+ * again (and the copy finds it there).
+ */
+static void arrived(struct rdm_uffd *u, unsigned ri, uint64_t page, uint64_t n, uint64_t epoch)
 {
 	uint64_t now = now_us();
 
-	for (uint64_t p = page; p < page + n; p++)
+	for (uint64_t p = page; p < page + n && epoch == u->rg[ri].epoch; p++)
 		if (!test_bit(u->rg[ri].has, p)) {
 			set_bit(u->rg[ri].has, p);
 			u->st.pages_placed++;
@@ -392,28 +399,42 @@ static int copy_range(struct rdm_uffd *u, unsigned ri, uint64_t page, uint64_t n
 	return 0;
 }
 
+static uint64_t epoch_of(struct rdm_uffd *u, unsigned ri)
+{
+	uint64_t e;
+
+	pthread_mutex_lock(&u->lock);
+	e = u->rg[ri].epoch;
+	pthread_mutex_unlock(&u->lock);
+	return e;
+}
+
 int rdm_uffd_place(struct rdm_uffd *u, unsigned region, uint64_t page, uint64_t n,
 		   const void *src)
 {
+	uint64_t epoch;
 	int ret = check(u, region, page, n);
 
-	if (!ret)
-		ret = copy_range(u, region, page, n, src, false);
+	if (ret)
+		return ret;
+	epoch = epoch_of(u, region);
+	ret = copy_range(u, region, page, n, src, false);
 	if (ret)
 		return ret;
 	pthread_mutex_lock(&u->lock);
-	arrived(u, region, page, n);
+	arrived(u, region, page, n, epoch);
 	pthread_mutex_unlock(&u->lock);
 	return 0;
 }
 
 int rdm_uffd_place_zero(struct rdm_uffd *u, unsigned region, uint64_t page, uint64_t n)
 {
-	uint64_t ps;
+	uint64_t ps, epoch;
 	int ret = check(u, region, page, n);
 
 	if (ret)
 		return ret;
+	epoch = epoch_of(u, region);
 	ps = u->rg[region].r.page_size;
 	if (ps == (uint64_t)sysconf(_SC_PAGESIZE)) {
 		ret = copy_range(u, region, page, n, NULL, true);
@@ -431,7 +452,7 @@ int rdm_uffd_place_zero(struct rdm_uffd *u, unsigned region, uint64_t page, uint
 	if (ret)
 		return ret;
 	pthread_mutex_lock(&u->lock);
-	arrived(u, region, page, n);
+	arrived(u, region, page, n, epoch);
 	pthread_mutex_unlock(&u->lock);
 	return 0;
 }
@@ -452,6 +473,7 @@ int rdm_uffd_discard(struct rdm_uffd *u, unsigned region, uint64_t page, uint64_
 	if (madvise(at, len, MADV_REMOVE) && madvise(at, len, MADV_DONTNEED))
 		return -errno;
 	pthread_mutex_lock(&u->lock);
+	g->epoch++;
 	for (uint64_t p = page; p < page + n; p++) {
 		clear_bit(g->has, p);
 		clear_bit(g->requested, p);

@@ -44,6 +44,17 @@ struct store {
 	uint64_t nkeys; /* keys 0..nkeys-1 inserted */
 };
 
+/*
+ * The store's writes race with the library reading its memory: that is live
+ * migration (the dirty log, not a lock, orders them), so TSan builds do not
+ * watch them, as they do not watch a guest's RAM writes in bench/guest.c.
+ */
+#ifdef __SANITIZE_THREAD__
+#define STORE_ACCESS __attribute__((no_sanitize_thread, noinline))
+#else
+#define STORE_ACCESS
+#endif
+
 static uint64_t hash(uint64_t k)
 {
 	k ^= k >> 33;
@@ -52,13 +63,18 @@ static uint64_t hash(uint64_t k)
 	return k;
 }
 
-static void value_of(uint64_t key, uint64_t version, char *v)
+STORE_ACCESS static void value_of(uint64_t key, uint64_t version, char *v)
 {
-	memset(v, 0, 48);
-	snprintf(v, 48, "key-%llu-v%llu", (unsigned long long)key, (unsigned long long)version);
+	char tmp[48] = {0};
+
+	snprintf(tmp, sizeof(tmp), "key-%llu-v%llu", (unsigned long long)key,
+		 (unsigned long long)version);
+	/* Byte by byte: a memcpy into the store would go through TSan's interceptor. */
+	for (size_t i = 0; i < sizeof(tmp); i++)
+		((volatile char *)v)[i] = tmp[i];
 }
 
-static struct slot *find(struct slot *t, uint64_t key, bool insert)
+STORE_ACCESS static struct slot *find(struct slot *t, uint64_t key, bool insert)
 {
 	for (uint64_t i = hash(key) % SLOTS, n = 0; n < SLOTS; i = (i + 1) % SLOTS, n++) {
 		if (t[i].key == key + 1)
@@ -69,7 +85,7 @@ static struct slot *find(struct slot *t, uint64_t key, bool insert)
 	return NULL;
 }
 
-static void put(struct store *st, uint64_t key)
+STORE_ACCESS static void put(struct store *st, uint64_t key)
 {
 	struct slot *sl = find(st->t, key, true);
 
