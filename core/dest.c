@@ -15,6 +15,7 @@
 #include "common/errtext.h"
 #include "core/bitmap.h"
 #include "core/commit.h"
+#include "core/lobby.h"
 #include "core/session.h"
 
 struct dest {
@@ -99,8 +100,10 @@ static size_t frame_len(const uint8_t *buf)
  * HELLO [AUTH_NONCE] both ways, BLOCKS and the source's AUTH_PROOF, then our
  * [AUTH_PROOF]; memory is registered (rkeys handed out) only after the
  * source's proof checked out. Order and proofs: core/session.h, control/auth.h.
+ * The first message came through the lobby: in d->buf (len bytes), or the
+ * failure first says.
  */
-static int negotiate(struct dest *d)
+static int negotiate(struct dest *d, int first, size_t len)
 {
 	struct rdmig_session *s = d->s;
 	uint8_t pbuf[RDM_HDR_LEN + 6 + RDM_ERRMSG_MAX];
@@ -110,7 +113,7 @@ static int negotiate(struct dest *d)
 	int ret;
 
 	rdm_auth_init(s, &a);
-	ret = rdm_quiet_recv(s, d->buf, RDM_CTRL_BUF, &m, d->timeout);
+	ret = first ? first : rdm_msg_decode(d->buf, len, &m);
 	if (ret)
 		return drop(d, ret, "no hello from the source: %s", strerror(-ret));
 	if (m.type != RDM_MSG_HELLO)
@@ -308,39 +311,6 @@ static int serve(struct dest *d, bool *unknown)
 	}
 }
 
-static int accept_one(struct rdmig_session *s)
-{
-	char err[RDM_TP_ERRLEN];
-	struct rdm_tp *tp = NULL;
-	int ret;
-
-	for (;;) {
-		err[0] = '\0';
-		ret = s->ops->accept(s->listener, 500, &tp, err, sizeof(err));
-		if (rdm_cancelled(s))
-			ret = -ECANCELED;
-		if (ret != -ETIMEDOUT)
-			break;
-		/* A refused peer (garbage, wrong version) is news, not the end. */
-		if (err[0])
-			rdm_set_api_error(s, "refused a connection: %s", err);
-	}
-	if (ret) {
-		if (tp)
-			tp->ops->close(tp);
-		if (ret != -ECANCELED)
-			rdm_set_error(s, "accept: %s", err[0] ? err : strerror(-ret));
-		return ret;
-	}
-	pthread_mutex_lock(&s->lock);
-	s->tp = tp;
-	pthread_mutex_unlock(&s->lock);
-	/* Cancel may have raced the assignment above. */
-	if (rdm_cancelled(s))
-		return -ECANCELED;
-	return 0;
-}
-
 static void drop_tp(struct rdmig_session *s)
 {
 	struct rdm_tp *tp;
@@ -356,9 +326,11 @@ void *rdm_dest_main(void *arg)
 {
 	struct rdmig_session *s = arg;
 	struct dest d = {.s = s, .timeout = (int)s->opts.params[RDMIG_PARAM_PEER_TIMEOUT]};
+	struct rdm_lobby lobby;
 	bool unknown = false;
 	uint64_t t0 = 0;
-	int ret;
+	size_t len = 0;
+	int ret, first;
 
 	d.buf = malloc(RDM_CTRL_BUF);
 	if (!d.buf) {
@@ -369,17 +341,22 @@ void *rdm_dest_main(void *arg)
 		pthread_mutex_unlock(&s->lock);
 		goto out;
 	}
-	/* Strangers are dropped and the listener goes on; the real source ends the loop. */
+	/*
+	 * Strangers are dropped and the listener goes on; the real source ends
+	 * the loop. Peers wait in the lobby until one speaks (lobby.h).
+	 */
+	rdm_lobby_init(&lobby, s, d.timeout);
 	do {
 		d.retry = false;
-		ret = accept_one(s);
+		ret = rdm_lobby_next(&lobby, d.buf, RDM_CTRL_BUF, &len, &first);
 		if (ret)
 			break;
 		t0 = rdm_now_ms();
-		ret = negotiate(&d);
+		ret = negotiate(&d, first, len);
 		if (d.retry && !rdm_cancelled(s))
 			drop_tp(s);
 	} while (d.retry && !rdm_cancelled(s));
+	rdm_lobby_close(&lobby);
 	pthread_mutex_lock(&s->lock);
 	s->ops->listener_close(s->listener);
 	s->listener = NULL;

@@ -127,10 +127,11 @@ static void child_env(const ChildOpts &o)
 
 /*
  * Until the session is terminal (or wait_ms passed): cancel where o says, go
- * on from pre-switchover, and call tick() with the stats each round.
+ * on from pre-switchover, and call tick() with the stats each round; a tick
+ * that returns true ends the watch early with -EAGAIN.
  */
 static int child_watch(rdmig_session *s, const ChildOpts &o, int wait_ms, PeerResult *r,
-		       const std::function<void(const rdmig_stats &)> &tick)
+		       const std::function<bool(const rdmig_stats &)> &tick)
 {
 	struct timespec ts = {0, 2 * 1000000};
 	bool continued = false;
@@ -140,8 +141,8 @@ static int child_watch(rdmig_session *s, const ChildOpts &o, int wait_ms, PeerRe
 		rdmig_stats st = RDMIG_STATS_INIT;
 
 		rdmig_query(s, &st);
-		if (tick)
-			tick(st);
+		if (tick && tick(st))
+			return -EAGAIN;
 		if (terminal(st.status))
 			return 0;
 		if (o.cancel_in >= 0 && r->cancel_ret == 1 && (int)st.status == o.cancel_in &&
@@ -249,9 +250,18 @@ static void dest_child(int fd, const guest_cfg &cfg, const std::string &uri, int
 	 * leaves would hide the destination's news (the connections it refused).
 	 */
 	std::string news;
+	struct timespec heard{}; /* when the news first said o.report_on_news */
 	int wret = child_watch(s, o, wait_ms, &r, [&](const rdmig_stats &) {
 		if (*rdmig_last_error(s))
 			news = rdmig_last_error(s);
+		if (!o.report_on_news[0] || news.find(o.report_on_news) == std::string::npos)
+			return false;
+		struct timespec now;
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		if (!heard.tv_sec)
+			heard = now;
+		/* A second more: whatever else the refusal sets off shows in the report. */
+		return now.tv_sec - heard.tv_sec > 1;
 	});
 	r.cancel_ret = o.cancel_in >= 0 ? r.cancel_ret : 1;
 	int now = rdmig_wait(s, 0, &st); /* the status, even when still running */
@@ -266,7 +276,10 @@ static void dest_child(int fd, const guest_cfg &cfg, const std::string &uri, int
 	}
 	child_report(s, g, st, &r);
 	snprintf(r.error, sizeof(r.error), "%s", why);
-	if (wret)
+	if (wret == -EAGAIN)
+		snprintf(r.error, sizeof(r.error), "destination still %s a second after: %s",
+			 rdmig_status_name(st), news.c_str());
+	else if (wret)
 		snprintf(r.error, sizeof(r.error), "destination still %s after %d ms: %s",
 			 rdmig_status_name(st), wait_ms, news.c_str());
 	write_full(fd, &r, sizeof(r));
@@ -311,6 +324,7 @@ static void source_child(int fd, const guest_cfg &cfg, const std::string &uri, i
 			write_full(fd, "P", 1);
 			progressed = true;
 		}
+		return false;
 	});
 	enum rdmig_status st = RDMIG_STATUS_NONE;
 	if (!wret)

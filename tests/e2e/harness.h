@@ -49,6 +49,7 @@ struct ChildOpts {
 	uint64_t progress_bytes = 0;          /* source: report progress once this much RAM moved */
 	uint64_t memlock_bytes = 0;           /* soft RLIMIT_MEMLOCK in the child; 0: unchanged */
 	char fault[64] = "";                  /* RDMIG_FAULT in the child */
+	char report_on_news[48] = "";         /* dest: report a second after its news says this */
 };
 
 /* "tcp" or "rdma", from RDMIG_TEST_TRANSPORT. */

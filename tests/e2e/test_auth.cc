@@ -210,7 +210,10 @@ TEST_P(AuthRefusal, RefusedOnBothSidesNothingWritten)
 	DestProcess dest;
 	if (c.dest_secret)
 		dest.secret = *c.dest_secret;
-	ASSERT_TRUE(dest.Spawn(cfg, TestHost(), RefusalWaitMs()));
+	/* It reports a second after the refusal (or at RefusalWaitMs() without one). */
+	ChildOpts o;
+	snprintf(o.report_on_news, sizeof(o.report_on_news), "authentication failed");
+	ASSERT_TRUE(dest.Spawn(cfg, TestHost(), o, RefusalWaitMs()));
 	Source src;
 	ASSERT_NO_FATAL_FAILURE(Prepare(src, cfg, c.src_secret ? *c.src_secret : ""));
 	ExpectSourceRefused(src, dest.Uri(), "authentication failed");
