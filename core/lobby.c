@@ -43,7 +43,7 @@ static void admit(struct rdm_lobby *l, struct rdm_tp *tp)
 	if (l->n == RDM_LOBBY_MAX)
 		drop(l, 0, "no hello before the lobby filled up");
 	l->peer[l->n].tp = tp;
-	l->peer[l->n].deadline_ms = rdm_now_ms() + (uint64_t)(l->timeout_ms > 0 ? l->timeout_ms : 0);
+	l->peer[l->n].deadline_ms = rdm_now_ms() + (uint64_t)l->timeout_ms;
 	l->n++;
 }
 
@@ -59,7 +59,7 @@ static int poll_peers(struct rdm_lobby *l, void *buf, size_t cap, size_t *len, i
 			*first = ret;
 			return (int)i;
 		}
-		if (l->timeout_ms > 0 && now >= l->peer[i].deadline_ms) {
+		if (now >= l->peer[i].deadline_ms) {
 			drop(l, i, "no hello from the source within the peer timeout");
 			continue;
 		}

@@ -20,7 +20,7 @@
 
 struct rdm_lobby {
 	struct rdmig_session *s;
-	int timeout_ms; /* each peer's time to speak */
+	int timeout_ms; /* each peer's time to speak: the peer timeout, >= 100 ms */
 	unsigned n;
 	struct {
 		struct rdm_tp *tp;

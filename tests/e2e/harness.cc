@@ -251,6 +251,7 @@ static void dest_child(int fd, const guest_cfg &cfg, const std::string &uri, int
 	 */
 	std::string news;
 	struct timespec heard{}; /* when the news first said o.report_on_news */
+	bool has_heard = false;
 	int wret = child_watch(s, o, wait_ms, &r, [&](const rdmig_stats &) {
 		if (*rdmig_last_error(s))
 			news = rdmig_last_error(s);
@@ -258,8 +259,8 @@ static void dest_child(int fd, const guest_cfg &cfg, const std::string &uri, int
 			return false;
 		struct timespec now;
 		clock_gettime(CLOCK_MONOTONIC, &now);
-		if (!heard.tv_sec)
-			heard = now;
+		if (!has_heard)
+			heard = now, has_heard = true;
 		/* A second more: whatever else the refusal sets off shows in the report. */
 		return now.tv_sec - heard.tv_sec > 1;
 	});
