@@ -23,6 +23,9 @@
 #define LAYOUT_OF_FENCE seq
 #define LAYOUT_OF_CHANNEL channel
 #define LAYOUT_OF_GO seq
+#define LAYOUT_OF_POSTCOPY_LISTEN seq
+#define LAYOUT_OF_POSTCOPY_DISCARD req
+#define LAYOUT_OF_POSTCOPY_END seq
 #define LAYOUT_OF_RP_SHUT u32
 #define LAYOUT_OF_RP_PING u32
 #define LAYOUT_OF_RP_PONG u32

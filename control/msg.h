@@ -46,6 +46,9 @@ extern "C" {
 	X(FENCE, 11, "fence")                  /* S   per-channel fence (seq) */   \
 	X(CHANNEL, 12, "channel")              /* S   data channel hello */        \
 	X(GO, 13, "go")                        /* S   commit: destination may run (seq) */ \
+	X(POSTCOPY_LISTEN, 14, "postcopy-listen") /* S postcopy: stale pages follow (seq) */ \
+	X(POSTCOPY_DISCARD, 15, "postcopy-discard") /* S postcopy: a stale range (req layout) */ \
+	X(POSTCOPY_END, 26, "postcopy-end")    /* S   postcopy: every page pushed (seq) */ \
 	X(RP_SHUT, 16, "rp-shut")              /* D   return path closing (code) */ \
 	X(RP_PING, 17, "rp-ping")              /* S,D liveness probe (u32 id) */   \
 	X(RP_PONG, 18, "rp-pong")              /* S,D answer to a ping (u32 id) */ \
@@ -117,7 +120,10 @@ struct rdm_zero_runs {
 
 /* BLOCKS_ACK: empty payload (a mismatch is answered with ERROR instead). */
 
-/* ITER_END, COMPLETE, GO, FENCE, RP_FENCE_ACK, RP_COMPLETE_ACK, RP_READY: u64 seq. */
+/*
+ * ITER_END, COMPLETE, GO, FENCE, RP_FENCE_ACK, RP_COMPLETE_ACK, RP_READY,
+ * POSTCOPY_LISTEN, POSTCOPY_END: u64 seq.
+ */
 struct rdm_seq {
 	uint64_t seq;
 };
@@ -177,7 +183,10 @@ struct rdm_channel {
 	uint64_t token;
 };
 
-/* RP_REQ_PAGES: u32 block, u64 offset, u64 length (>= 1, offset + length must not wrap). */
+/*
+ * RP_REQ_PAGES, POSTCOPY_DISCARD: u32 block, u64 offset, u64 length (>= 1,
+ * offset + length must not wrap). Bounds against the block are the receiver's.
+ */
 struct rdm_req_pages {
 	uint32_t block;
 	uint64_t offset;

@@ -16,6 +16,7 @@
 #include "core/bitmap.h"
 #include "core/commit.h"
 #include "core/lobby.h"
+#include "core/postcopy.h"
 #include "core/session.h"
 
 struct dest {
@@ -25,6 +26,8 @@ struct dest {
 	int timeout;
 	char why[RDM_ERRLEN];
 	bool retry; /* negotiate(): not our source; drop it and go on accepting */
+	struct rdm_pc_dst *pc; /* postcopy: from LISTEN on */
+	bool pc_running;       /* postcopy: the VM runs here, pages still coming */
 };
 
 /* Record why, tell the source, and return err. */
@@ -132,6 +135,8 @@ static int negotiate(struct dest *d, int first, size_t len)
 	m.u.hello = (struct rdm_hello){RDM_WIRE_MAGIC, RDM_WIRE_VERSION, 0,
 				       RDM_FEAT_ZERO_RUNS | RDM_FEAT_RETURN_PATH |
 					       rdm_auth_features(s)};
+	if (s->opts.caps[RDMIG_CAP_POSTCOPY_RAM])
+		m.u.hello.features |= RDM_FEAT_POSTCOPY;
 	ret = rdm_quiet_send(s, &m);
 	if (!ret)
 		ret = rdm_auth_send_nonce(s, &a, false);
@@ -187,6 +192,15 @@ static int apply_zero(struct dest *d, const struct rdm_zero_runs *z)
 			return refuse(d, -EBADMSG, "zero run %llu+%u outside %s (%llu pages)",
 				      (unsigned long long)run.first_page, run.npages, b->name,
 				      (unsigned long long)b->npages);
+		/* Guarded memory takes pages only by copy (a touch would wait on itself). */
+		if (d->pc) {
+			int ret = rdm_pc_zero(d->pc, z->block, run.first_page, run.npages);
+
+			if (ret)
+				return refuse(d, ret, "postcopy: zero pages in %s: %s", b->name,
+					      strerror(-ret));
+			continue;
+		}
 		/* Reading first keeps untouched zero pages unallocated here. */
 		for (uint64_t p = run.first_page; p < run.first_page + run.npages; p++) {
 			uint8_t *page = b->host + p * b->page_size;
@@ -236,6 +250,38 @@ static int complete(struct dest *d, uint64_t seq, bool *unknown)
 	default:
 		return c.err ? c.err : -EPROTO;
 	}
+}
+
+/* LISTEN: the pages of seq are in; from here pages land by copy, behind the guard. */
+static int pc_listen(struct dest *d, uint64_t seq)
+{
+	struct rdmig_session *s = d->s;
+	int ret;
+
+	if (!s->opts.caps[RDMIG_CAP_POSTCOPY_RAM] || d->pc)
+		return refuse(d, -EPROTO, "postcopy-listen %s", d->pc ? "twice" : "without postcopy-ram");
+	ret = wait_pages(d, seq);
+	if (ret)
+		return ret;
+	ret = rdm_pc_listen(s, &d->pc, d->why, sizeof(d->why));
+	if (ret)
+		return refuse(d, ret, "%s", d->why);
+	return 0;
+}
+
+/* POSTCOPY_END: every page pushed. 0 either way once they are in: the VM has it all. */
+static int pc_end(struct dest *d, uint64_t seq)
+{
+	int ret;
+
+	if (!d->pc_running)
+		return refuse(d, -EPROTO, "postcopy-end before the switch");
+	ret = wait_pages(d, seq);
+	if (ret)
+		return ret;
+	d->pc_running = false; /* nothing missing: the guard comes off with the transport */
+	ack(d, RDM_MSG_RP_FENCE_ACK, seq); /* a lost ack fails only the source's wait */
+	return 0;
 }
 
 /* Serve the source until completion, an abort, or an error. */
@@ -295,8 +341,27 @@ static int serve(struct dest *d, bool *unknown)
 			if (ret)
 				return refuse(d, ret, "%s", d->why);
 			break;
+		case RDM_MSG_POSTCOPY_LISTEN:
+			ret = pc_listen(d, m.u.seq.seq);
+			break;
+		case RDM_MSG_POSTCOPY_DISCARD:
+			if (!d->pc || d->pc_running)
+				return refuse(d, -EPROTO, "postcopy-discard %s",
+					      d->pc ? "after the switch" : "before postcopy-listen");
+			ret = rdm_pc_discard(d->pc, &m.u.req, d->why, sizeof(d->why));
+			if (ret)
+				return refuse(d, ret, "%s", d->why);
+			break;
 		case RDM_MSG_COMPLETE:
-			return complete(d, m.u.seq.seq, unknown);
+			ret = complete(d, m.u.seq.seq, unknown);
+			if (ret || !d->pc)
+				return ret;
+			/* Postcopy: the VM runs here now, its missing pages still to come. */
+			d->pc_running = true;
+			rdm_set_status(s, RDMIG_STATUS_POSTCOPY_ACTIVE);
+			break;
+		case RDM_MSG_POSTCOPY_END:
+			return pc_end(d, m.u.seq.seq);
 		case RDM_MSG_ERROR:
 			if (m.u.error.code == -ECANCELED)
 				return -ECANCELED;
@@ -309,6 +374,29 @@ static int serve(struct dest *d, bool *unknown)
 		if (ret)
 			return ret;
 	}
+}
+
+/*
+ * The source is gone with the VM running here and pages missing: nothing can
+ * bring them (recovery is still to come), so the migration failed, and the
+ * VM's threads that touch those pages wait on them (rdm_pc_dst_end()).
+ */
+static void lost_in_postcopy(struct dest *d, int *ret)
+{
+	struct rdmig_session *s = d->s;
+	unsigned long long missing = rdm_pc_missing(d->pc);
+	char why[sizeof(s->stats.error_desc)];
+
+	/* The cause stays first, but what it means here must be said. */
+	pthread_mutex_lock(&s->lock);
+	memcpy(why, s->stats.error_desc, sizeof(why));
+	rdm_errtext(s->stats.error_desc, sizeof(s->stats.error_desc),
+		    "source lost in postcopy: %llu pages never arrived, the VM here cannot go on "
+		    "(%s)", missing, why[0] ? why : strerror(*ret ? -*ret : EPROTO));
+	snprintf(s->err, sizeof(s->err), "%s", s->stats.error_desc);
+	pthread_mutex_unlock(&s->lock);
+	if (!*ret)
+		*ret = -EPROTO;
 }
 
 static void drop_tp(struct rdmig_session *s)
@@ -372,12 +460,16 @@ void *rdm_dest_main(void *arg)
 	ret = serve(&d, &unknown);
 
 out_tp:
-	if (rdm_cancelled(s) && !unknown)
+	if (rdm_cancelled(s) && !unknown && !d.pc_running)
 		ret = ret ? -ECANCELED : 0;
+	if (d.pc_running)
+		lost_in_postcopy(&d, &ret);
+	rdm_pc_dst_stop(d.pc);
 	pthread_mutex_lock(&s->lock);
 	s->tp->ops->close(s->tp);
 	s->tp = NULL;
 	pthread_mutex_unlock(&s->lock);
+	rdm_pc_dst_end(s, d.pc, d.pc_running);
 out_buf:
 	rdm_devbuf_free(&d.dev);
 	free(d.buf);

@@ -239,6 +239,44 @@ int rdmig_continue(rdmig_session *s)
 	return rdm_api_leave(s, 0);
 }
 
+int rdmig_postcopy_start(rdmig_session *s)
+{
+	enum rdmig_status st;
+	bool cap, ok;
+	int ret;
+
+	if (!s)
+		return -EINVAL;
+	ret = rdm_api_enter(s, true);
+	if (ret)
+		return ret;
+	if (s->role != RDMIG_ROLE_SOURCE) {
+		rdm_set_api_error(s, "postcopy-start is for a source session");
+		return rdm_api_leave(s, -EINVAL);
+	}
+	pthread_mutex_lock(&s->lock);
+	cap = s->opts.caps[RDMIG_CAP_POSTCOPY_RAM];
+	st = s->status;
+	if (!cap) {
+		pthread_mutex_unlock(&s->lock);
+		rdm_set_api_error(s, "postcopy-start needs capability postcopy-ram");
+		return rdm_api_leave(s, -EINVAL);
+	}
+	ok = s->started && (st == RDMIG_STATUS_SETUP || st == RDMIG_STATUS_ACTIVE);
+	if (ok) {
+		/* The migration thread looks at it after each pass and each chunk. */
+		atomic_store(&s->pc_start, true);
+		pthread_cond_broadcast(&s->cond);
+	}
+	pthread_mutex_unlock(&s->lock);
+	if (!ok) {
+		rdm_set_api_error(s, "postcopy-start is only valid in setup or active, not %s",
+				  rdmig_status_name(st));
+		return rdm_api_leave(s, -EINVAL);
+	}
+	return rdm_api_leave(s, 0);
+}
+
 /*
  * Lock held, s->starting set by the caller (so no other start or setter gets
  * in while the lock is dropped for the join). A session whose migration ended
@@ -266,6 +304,12 @@ static void rearm_locked(struct rdmig_session *s)
 	s->port = 0;
 	atomic_store(&s->cancel, false);
 	atomic_store(&s->go_on, false);
+	atomic_store(&s->pc_start, false);
+	memset(&s->pc, 0, sizeof(s->pc));
+	s->pc_running = false;
+	/* The fault thread takes no session lock: it can be joined under it. */
+	rdm_pc_dst_release(s->pc_kept);
+	s->pc_kept = NULL;
 	memset(&s->stats, 0, sizeof(s->stats));
 	s->stats.ram_total = ram_total;
 	s->stats.status = s->status;

@@ -181,14 +181,6 @@ int rdm_options_check(const struct rdm_options *o, char *err, size_t errlen)
 	ret = caps_check(o->caps, err, errlen);
 	if (ret)
 		return ret;
-	ret = params_check(o->params, err, errlen);
-	if (ret)
-		return ret;
-	/* Accepted when set so tools can stage it; refused only when a migration starts. */
-	if (o->caps[RDMIG_CAP_POSTCOPY_RAM]) {
-		if (err && errlen)
-			snprintf(err, errlen, "postcopy-ram is not supported yet");
-		return -ENOTSUP;
-	}
-	return 0;
+	/* postcopy-ram's transport and memory are checked with the URI (core/postcopy_dst.c). */
+	return params_check(o->params, err, errlen);
 }

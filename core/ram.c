@@ -121,6 +121,8 @@ static int rate_limit(struct rdm_ram *r, uint64_t len)
 	struct rdmig_session *s = r->s;
 	uint64_t wait;
 
+	if (r->urgent)
+		return 0;
 	for (;;) {
 		wait = rdm_rate_take(&r->rate, rdm_policy_max_bandwidth(&s->policy), len, now_us());
 		if (!wait)
@@ -219,9 +221,13 @@ int rdm_ram_send_dirty(struct rdm_ram *r)
 			r->remaining -= r->remaining < n * b->page_size ? r->remaining
 									: n * b->page_size;
 			maybe_publish(r);
+			/* Postcopy sends what is left: this block's bits stay as they are. */
+			if (atomic_load(&s->pc_start))
+				goto out;
 		}
 		rdm_bitmap_clear_all(b->dirty, b->npages);
 	}
+out:
 	ret = flush_zero(r);
 	rdm_ram_publish(r);
 	return ret;
@@ -261,4 +267,69 @@ int rdm_ram_sync(struct rdm_ram *r, uint64_t *pages, uint64_t *bytes)
 	*pages = np;
 	*bytes = nb;
 	return 0;
+}
+
+static bool test_clear(uint64_t *map, uint64_t i)
+{
+	uint64_t bit = 1ull << (i % 64);
+	bool was = map[i / 64] & bit;
+
+	map[i / 64] &= ~bit;
+	return was;
+}
+
+int rdm_ram_send_pages(struct rdm_ram *r, unsigned bi, uint64_t first, uint64_t n)
+{
+	struct rdm_block *b = &r->s->blocks[bi];
+	uint64_t was = 0;
+	int ret;
+
+	for (uint64_t p = first; p < first + n; p++)
+		was += test_clear(b->dirty, p);
+	r->remaining -= r->remaining < was * b->page_size ? r->remaining : was * b->page_size;
+	r->urgent = true;
+	ret = send_run(r, bi, first, n);
+	r->urgent = false;
+	if (!ret)
+		ret = flush_zero(r); /* a zero page asked for must not wait for company */
+	r->pc_pulled += n;
+	maybe_publish(r);
+	return ret;
+}
+
+int rdm_ram_send_next(struct rdm_ram *r, unsigned *bi, uint64_t *pos)
+{
+	struct rdmig_session *s = r->s;
+	uint64_t chunk = s->opts.params[RDMIG_PARAM_CHUNK_SIZE];
+	int ret;
+
+	for (; *bi < s->nblocks; (*bi)++, *pos = 0) {
+		struct rdm_block *b = &s->blocks[*bi];
+		uint64_t cpages = chunk / b->page_size ? chunk / b->page_size : 1;
+		uint64_t n = rdm_bitmap_next_run(b->dirty, b->npages, pos, cpages, cpages);
+
+		if (!n)
+			continue;
+		for (uint64_t p = *pos; p < *pos + n; p++)
+			test_clear(b->dirty, p);
+		ret = send_run(r, *bi, *pos, n);
+		if (!ret)
+			ret = flush_zero(r);
+		if (ret)
+			return ret;
+		*pos += n;
+		r->pc_pushed += n;
+		r->remaining -= r->remaining < n * b->page_size ? r->remaining : n * b->page_size;
+		maybe_publish(r);
+		return 1;
+	}
+	return 0;
+}
+
+int rdm_ram_flush(struct rdm_ram *r)
+{
+	int ret = flush_zero(r);
+
+	rdm_ram_publish(r);
+	return ret;
 }

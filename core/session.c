@@ -194,6 +194,7 @@ void rdmig_session_destroy(rdmig_session *s)
 	while (s->users)
 		pthread_cond_wait(&s->cond, &s->lock);
 	pthread_mutex_unlock(&s->lock);
+	rdm_pc_dst_free(s); /* before the blocks: it guards their memory */
 	for (unsigned i = 0; i < s->nblocks; i++)
 		free(s->blocks[i].dirty);
 	free(s->blocks);
@@ -439,7 +440,7 @@ int rdm_session_begin(struct rdmig_session *s, enum rdmig_role want, const char 
 		rdm_set_api_error(s, "transport for '%s' is not available in this build", uri);
 		return -EPROTONOSUPPORT;
 	}
-	return 0;
+	return rdm_pc_check(s);
 }
 
 void rdm_session_tp_opts(const struct rdmig_session *s, struct rdm_tp_opts *o)

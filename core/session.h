@@ -14,6 +14,7 @@
 #include "control/msg.h"
 #include "core/options.h"
 #include "core/policy.h"
+#include "core/postcopy.h"
 #include "rdmig/rdmig.h"
 #include "transport/transport.h"
 
@@ -88,6 +89,12 @@ struct rdmig_session {
 	uint64_t t_start_ms;
 	uint64_t t_stop_ms; /* source VM stopped at; 0 = running */
 	struct rdm_policy policy;
+
+	/* Postcopy (core/postcopy.h). */
+	atomic_bool pc_start;  /* source: rdmig_postcopy_start() was called */
+	struct rdm_pc_src pc;  /* source: page requests, under lock */
+	bool pc_running;       /* source: GO sent in postcopy: the VM never comes back here */
+	struct rdm_pc_dst *pc_kept; /* destination: a lost postcopy's guard (under lock) */
 
 	/* Authentication (core/auth.c), set before a migration only. */
 	uint8_t secret[RDM_AUTH_SECRET_MAX];

@@ -15,11 +15,13 @@
 #include "common/fault.h"
 #include "core/bitmap.h"
 #include "core/commit.h"
+#include "core/postcopy.h"
 #include "core/ram.h"
 #include "core/session.h"
+#include "core/source.h"
 #include "core/track.h"
 
-/* Return path: acks, pings and errors from the destination. */
+/* Return path: acks, pings, page requests and errors from the destination. */
 static void rp_fail(struct rdmig_session *s, int err)
 {
 	pthread_mutex_lock(&s->lock);
@@ -64,6 +66,8 @@ static int rp_handle(struct rdmig_session *s, const struct rdm_msg *m)
 		return rdm_send_msg(s, &pong);
 	case RDM_MSG_RP_PONG:
 		return 0;
+	case RDM_MSG_RP_REQ_PAGES:
+		return rdm_pc_request(s, &m->u.req);
 	case RDM_MSG_ERROR:
 		rdm_set_error(s, "destination failed: %s", m->u.error.text);
 		/* Its word that it will not run the VM: the commit may resume ours. */
@@ -142,8 +146,7 @@ static void *rp_main(void *arg)
 	return NULL;
 }
 
-/* Wait until the destination applied iteration seq, an error, a cancel, or timeout. */
-static int wait_rp(struct rdmig_session *s, uint64_t seq, int timeout_ms)
+int rdm_src_wait_rp(struct rdmig_session *s, uint64_t seq, int timeout_ms)
 {
 	uint64_t deadline = rdm_now_ms() + (uint64_t)timeout_ms;
 	int ret = 0;
@@ -252,6 +255,8 @@ static int handshake(struct rdmig_session *s, uint8_t *buf)
 	m.u.hello.magic = RDM_WIRE_MAGIC;
 	m.u.hello.version = RDM_WIRE_VERSION;
 	m.u.hello.features = RDM_FEAT_ZERO_RUNS | RDM_FEAT_RETURN_PATH | rdm_auth_features(s);
+	if (s->opts.caps[RDMIG_CAP_POSTCOPY_RAM])
+		m.u.hello.features |= RDM_FEAT_POSTCOPY;
 	ret = rdm_send_msg(s, &m);
 	if (!ret)
 		ret = rdm_auth_send_nonce(s, &a, true);
@@ -265,6 +270,10 @@ static int handshake(struct rdmig_session *s, uint8_t *buf)
 			      rdm_msg_name(m.type), m.u.hello.version, RDM_WIRE_VERSION);
 		return -EPROTONOSUPPORT;
 	}
+	/* Like QEMU, postcopy-ram must be on at both ends (checked before any RAM moves). */
+	if (s->opts.caps[RDMIG_CAP_POSTCOPY_RAM] && !(m.u.hello.features & RDM_FEAT_POSTCOPY))
+		return refuse_dest(s, -ENOTSUP, "postcopy-ram is on at the source but not at the "
+						"destination");
 	ret = rdm_auth_match(s, &a, m.u.hello.features, true, why, sizeof(why));
 	if (ret)
 		return refuse_dest(s, ret, why);
@@ -349,8 +358,7 @@ static int setup(struct rdmig_session *s)
 	return ret;
 }
 
-/* One pass: everything dirty goes, then a fence the destination acknowledges. */
-static int pass(struct rdmig_session *s, struct rdm_ram *ram, uint64_t seq)
+int rdm_src_pass(struct rdmig_session *s, struct rdm_ram *ram, uint64_t seq)
 {
 	int timeout = (int)s->opts.params[RDMIG_PARAM_PEER_TIMEOUT];
 	struct rdm_msg m = {.type = RDM_MSG_ITER_END};
@@ -358,7 +366,7 @@ static int pass(struct rdmig_session *s, struct rdm_ram *ram, uint64_t seq)
 
 	/* Pages zeroed in the last pass must be zero there before new data lands. */
 	if (ram->zero_pending) {
-		ret = wait_rp(s, ram->zero_pending, timeout);
+		ret = rdm_src_wait_rp(s, ram->zero_pending, timeout);
 		if (ret)
 			return ret;
 		ram->zero_pending = 0;
@@ -380,8 +388,7 @@ static int pass(struct rdmig_session *s, struct rdm_ram *ram, uint64_t seq)
 	return 0;
 }
 
-/* Iteration figures: the RAM counters (ram.c) and what the policy derived. */
-static void update_stats(struct rdmig_session *s, struct rdm_ram *ram)
+void rdm_src_update_stats(struct rdmig_session *s, struct rdm_ram *ram)
 {
 	rdm_ram_publish(ram);
 	pthread_mutex_lock(&s->lock);
@@ -405,7 +412,7 @@ static int iterate(struct rdmig_session *s, struct rdm_ram *ram, uint64_t *seq)
 	for (;;) {
 		uint64_t t0 = rdm_now_ms(), sent0 = ram->bytes_total, dirty, dbytes, now;
 
-		ret = pass(s, ram, ++*seq);
+		ret = rdm_src_pass(s, ram, ++*seq);
 		if (ret)
 			return ret;
 		now = rdm_now_ms();
@@ -432,8 +439,8 @@ static int iterate(struct rdmig_session *s, struct rdm_ram *ram, uint64_t *seq)
 			period_start = now;
 			period_dirty = period_sent = period_dirty_pages = 0;
 		}
-		update_stats(s, ram);
-		if (rdm_policy_should_switch(&s->policy, dbytes))
+		rdm_src_update_stats(s, ram);
+		if (rdm_policy_should_switch(&s->policy, dbytes) || atomic_load(&s->pc_start))
 			return 0;
 		ret = rdm_check_abort(s);
 		if (ret)
@@ -441,8 +448,7 @@ static int iterate(struct rdmig_session *s, struct rdm_ram *ram, uint64_t *seq)
 	}
 }
 
-/* Like QEMU's pre-switchover: the VM is stopped, so the final pass is bounded. */
-static int pause_before_switchover(struct rdmig_session *s)
+int rdm_src_pause(struct rdmig_session *s)
 {
 	int ret = 0;
 
@@ -464,7 +470,7 @@ static int pause_before_switchover(struct rdmig_session *s)
 	return ret;
 }
 
-static int stop_vm(struct rdmig_session *s)
+int rdm_src_stop_vm(struct rdmig_session *s)
 {
 	int ret;
 
@@ -488,11 +494,11 @@ static int switchover(struct rdmig_session *s, struct rdm_ram *ram, uint64_t *se
 	uint64_t dirty, dbytes, devbytes;
 	int ret;
 
-	ret = stop_vm(s);
+	ret = rdm_src_stop_vm(s);
 	if (ret)
 		return ret;
 	if (s->opts.caps[RDMIG_CAP_PAUSE_BEFORE_SWITCHOVER]) {
-		ret = pause_before_switchover(s);
+		ret = rdm_src_pause(s);
 		if (ret)
 			return ret;
 	}
@@ -500,10 +506,10 @@ static int switchover(struct rdmig_session *s, struct rdm_ram *ram, uint64_t *se
 	ret = rdm_ram_sync(ram, &dirty, &dbytes);
 	if (ret)
 		return ret;
-	ret = pass(s, ram, ++*seq);
+	ret = rdm_src_pass(s, ram, ++*seq);
 	if (ret)
 		return ret;
-	update_stats(s, ram);
+	rdm_src_update_stats(s, ram);
 	ret = rdm_devstate_save(s, &devbytes);
 	if (ret)
 		return ret;
@@ -555,7 +561,8 @@ static void unwind(struct rdmig_session *s, int err, bool unknown)
 	}
 	if (s->policy.throttle && s->cb.set_throttle)
 		s->cb.set_throttle(s->opaque, 0);
-	if (unknown)
+	/* In postcopy after GO the VM runs over there: it never comes back here. */
+	if (unknown || s->pc_running)
 		return;
 	if (s->t_stop_ms && s->cb.vm_start)
 		s->cb.vm_start(s->opaque);
@@ -591,7 +598,10 @@ void *rdm_source_main(void *arg)
 	ret = iterate(s, &ram, &seq);
 	if (ret)
 		goto out_ram;
-	ret = switchover(s, &ram, &seq, &unknown);
+	if (atomic_load(&s->pc_start))
+		ret = rdm_pc_switchover(s, &ram, &seq, &unknown);
+	else
+		ret = switchover(s, &ram, &seq, &unknown);
 
 out_ram:
 	if (ret && !unknown && rdm_cancelled(s))
@@ -615,6 +625,10 @@ out:
 	} else if (ret == -ECANCELED) {
 		rdm_set_error(s, "migration cancelled");
 		rdm_set_status(s, RDMIG_STATUS_CANCELLED);
+	} else if (ret && s->pc_running) {
+		rdm_set_error(s, "postcopy failed: %s (the VM runs at the destination, without "
+				 "the pages it still lacked)", strerror(-ret));
+		rdm_set_status(s, RDMIG_STATUS_FAILED);
 	} else if (ret) {
 		rdm_set_error(s, "migration failed: %s", strerror(-ret));
 		rdm_set_status(s, RDMIG_STATUS_FAILED);

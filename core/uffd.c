@@ -119,6 +119,19 @@ static int open_fd(void)
 	return fd < 0 ? -errno : fd;
 }
 
+int rdm_uffd_can_open(char *err, size_t errlen)
+{
+	int fd = open_fd();
+
+	if (fd < 0) {
+		errf(err, errlen, "cannot open (kernel without it, or vm.unprivileged_userfaultfd=0 "
+				  "for a process without CAP_SYS_PTRACE)", -fd);
+		return fd;
+	}
+	close(fd);
+	return 0;
+}
+
 static int find(struct rdm_uffd *u, uint64_t addr, unsigned *ri, uint64_t *page)
 {
 	for (unsigned i = 0; i < u->n; i++) {

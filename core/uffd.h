@@ -38,6 +38,9 @@ struct rdm_uffd_region {
  */
 typedef void (*rdm_uffd_fault_fn)(void *opaque, unsigned region, uint64_t page);
 
+/* Whether this process can open a userfaultfd here (-errno with the reason in err). */
+int rdm_uffd_can_open(char *err, size_t errlen);
+
 /* Registers every region (missing mode) and starts the fault thread. */
 int rdm_uffd_create(const struct rdm_uffd_region *rg, unsigned n, rdm_uffd_fault_fn fn,
 		    void *opaque, struct rdm_uffd **out, char *err, size_t errlen);

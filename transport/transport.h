@@ -107,6 +107,15 @@ struct rdm_tp_block {
 struct rdm_tp;
 struct rdm_tp_listener;
 
+/*
+ * Postcopy's destination: where received pages go instead of straight into
+ * the block (memory userfaultfd guards cannot be written by the receivers
+ * themselves, nor registered). Bytes [off, off+len) of block b, held at src
+ * only for the call; returns 0 or -errno (which fails the channel).
+ */
+typedef int (*rdm_tp_place_fn)(void *opaque, unsigned block, uint64_t off, uint64_t len,
+			       const void *src);
+
 struct rdm_tp_ops {
 	const char *name;
 	int (*connect)(const struct rdm_addr *a, const struct rdm_tp_opts *o, struct rdm_tp **out,
@@ -139,6 +148,12 @@ struct rdm_tp_ops {
 	 * Timeouts here and in wait_fence()/accept(): < 0 waits without limit.
 	 */
 	int (*recv)(struct rdm_tp *t, void *buf, size_t cap, size_t *len, int timeout_ms);
+	/*
+	 * Destination, optional (NULL: the transport cannot do postcopy): from
+	 * the next page received on, pages go through fn (NULL: into the blocks
+	 * again). Set it only while no pages are in flight (after a fence).
+	 */
+	int (*set_placer)(struct rdm_tp *t, rdm_tp_place_fn fn, void *opaque);
 	/* Makes blocked and later calls fail with -ECANCELED; safe from any thread. */
 	void (*shutdown)(struct rdm_tp *t);
 	void (*close)(struct rdm_tp *t);

@@ -54,8 +54,8 @@ enum rdmig_role {
 	X(ACTIVE, "active")                 /* precopy iterations */            \
 	X(PRE_SWITCHOVER, "pre-switchover") /* paused before switchover */      \
 	X(DEVICE, "device")                 /* VM stopped, final pass and state */ \
-	X(POSTCOPY_ACTIVE, "postcopy-active") /* reserved */                    \
-	X(POSTCOPY_PAUSED, "postcopy-paused") /* reserved */                    \
+	X(POSTCOPY_ACTIVE, "postcopy-active") /* VM runs at the destination, pages follow */ \
+	X(POSTCOPY_PAUSED, "postcopy-paused") /* reserved (postcopy recovery) */ \
 	X(COMPLETED, "completed")           /* destination confirmed */         \
 	X(FAILED, "failed")                 /* see rdmig_last_error() */        \
 	X(CANCELLING, "cancelling")         /* cancel requested */              \
@@ -288,6 +288,21 @@ int rdmig_incoming(rdmig_session *s, const char *uri);
 int rdmig_incoming_port(rdmig_session *s, uint16_t *port);
 /* Source with pause-before-switchover: leave PRE_SWITCHOVER. */
 int rdmig_continue(rdmig_session *s);
+/*
+ * Source with capability postcopy-ram (on both sides; tcp only for now), in
+ * setup or active: switch to postcopy (QEMU's migrate-start-postcopy) after
+ * the pass under way. The VM stops, the pages still dirty are dropped at the
+ * destination, the device state and the commit follow, and the VM starts
+ * there at once (postcopy-active on both sides); the source then pushes the
+ * remaining pages, and a page the destination's VM touches before it came is
+ * fetched ahead of them. From "go" on the VM never runs at the source again:
+ * a failure after it leaves the VM at the destination, missing what had not
+ * arrived (FAILED; the destination's threads wait on such pages until its
+ * session is destroyed). The destination's load_state callback must not touch
+ * guest RAM (its pages are fetched only once the VM runs there). -EINVAL
+ * without the capability, on a destination, or in any other state.
+ */
+int rdmig_postcopy_start(rdmig_session *s);
 /*
  * A source normally stops within a pass and tells the destination; one that
  * has not ended within half a second (stalled in a send to a frozen peer) has

@@ -170,6 +170,12 @@ struct Samples {
 		add(RDM_MSG_GO);
 		m.u.seq.seq = 45;
 		add(RDM_MSG_RP_READY);
+		m.u.seq.seq = 46;
+		add(RDM_MSG_POSTCOPY_LISTEN);
+		m.u.req = {1, 1ull << 21, 3 * 4096};
+		add(RDM_MSG_POSTCOPY_DISCARD);
+		m.u.seq.seq = 47;
+		add(RDM_MSG_POSTCOPY_END);
 		m.u.keys = {uint32_t(keys.size()), keys.data(), nullptr};
 		add(RDM_MSG_RDMA_KEYS);
 		m.u.reg = {2, 1, chunks.data(), nullptr};

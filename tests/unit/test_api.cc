@@ -119,7 +119,7 @@ TEST_F(Api, ParametersAreCheckedWhenSet)
 	EXPECT_EQ(-EINVAL, rdmig_set_parameter(src, (rdmig_param)999, 1));
 }
 
-TEST_F(Api, PostcopyIsCheckedAndNotYetOffered)
+TEST_F(Api, PostcopyIsCheckedAndRdmaNotYetOffered)
 {
 	ASSERT_EQ(0, rdmig_add_block(src, "ram", mem, len, 4096));
 	ASSERT_EQ(0, rdmig_set_capability(src, RDMIG_CAP_RETURN_PATH, false));
@@ -127,8 +127,13 @@ TEST_F(Api, PostcopyIsCheckedAndNotYetOffered)
 	EXPECT_TRUE(ErrorMentions(src, "return-path"));
 	ASSERT_EQ(0, rdmig_set_capability(src, RDMIG_CAP_RETURN_PATH, true));
 	ASSERT_EQ(0, rdmig_set_capability(src, RDMIG_CAP_POSTCOPY_RAM, true));
-	EXPECT_EQ(-ENOTSUP, rdmig_migrate(src, "tcp:127.0.0.1:4444"));
+	EXPECT_EQ(-ENOTSUP, rdmig_migrate(src, "rdma:127.0.0.1:4444"));
+	EXPECT_TRUE(ErrorMentions(src, "postcopy-ram is not available over rdma"));
+	/* Not started: postcopy can be asked for only while a migration runs. */
+	EXPECT_EQ(-EINVAL, rdmig_postcopy_start(src));
 	EXPECT_TRUE(ErrorMentions(src, "postcopy"));
+	EXPECT_EQ(-EINVAL, rdmig_postcopy_start(dst));
+	EXPECT_TRUE(ErrorMentions(dst, "source"));
 }
 
 TEST_F(Api, NamesRoundTrip)

@@ -206,6 +206,20 @@ TEST(ReqPages, EmptyOrWrappingRangeRefused)
 	EXPECT_EQ(decode(rq(UINT64_MAX - 4096, 4097)), -EBADMSG);
 }
 
+TEST(PostcopyDiscard, EmptyOrWrappingRangeRefused)
+{
+	auto dc = [](uint64_t off, uint64_t len) {
+		return Frame().u32(3).u64(off).u64(len).frame(RDM_MSG_POSTCOPY_DISCARD);
+	};
+	rdm_msg m;
+	ASSERT_EQ(decode(dc(8192, 4096), &m), 0);
+	EXPECT_EQ(m.u.req.block, 3u);
+	EXPECT_EQ(m.u.req.offset, 8192u);
+	EXPECT_EQ(decode(dc(4096, 0)), -EBADMSG);
+	EXPECT_EQ(decode(dc(UINT64_MAX, 2)), -EBADMSG);
+	EXPECT_EQ(decode(Frame().u32(3).u64(0).frame(RDM_MSG_POSTCOPY_DISCARD)), -EBADMSG);
+}
+
 TEST(DevstatePages, OffsetPlusLengthMustNotWrap)
 {
 	EXPECT_EQ(decode(Frame().u64(UINT64_MAX - 2).str("ab").frame(RDM_MSG_DEVSTATE)), 0);
@@ -223,7 +237,7 @@ TEST(Encode, UnknownTypeInvalid)
 	rdm_msg m{};
 	uint8_t buf[64];
 	size_t out = 99;
-	m.type = rdm_msg_type(14);
+	m.type = rdm_msg_type(27);
 	EXPECT_EQ(rdm_msg_encode(&m, buf, sizeof(buf), &out), -EINVAL);
 	EXPECT_EQ(rdm_msg_size(&m), 0u);
 	EXPECT_EQ(out, 99u);

@@ -1,11 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Destination side of the tcp data channels: one receiver thread per socket
- * places PAGES straight into guest memory and records FENCE seqs;
- * wait_fence() waits on those.
+ * places PAGES straight into guest memory (or, in postcopy, through a bounce
+ * buffer to the placer) and records FENCE seqs; wait_fence() waits on those.
  */
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -62,6 +63,8 @@ static int rx_pages(struct rdm_tcp_chan *ch, uint32_t plen)
 {
 	struct rdm_tcp *t = ch->t;
 	uint8_t prefix[RDM_PAGES_PREFIX];
+	rdm_tp_place_fn place;
+	void *opaque;
 	uint32_t block, len;
 	uint64_t off;
 	int ret;
@@ -78,7 +81,27 @@ static int rx_pages(struct rdm_tcp_chan *ch, uint32_t plen)
 	if (block >= t->nblk || off > t->blk[block].len || len > t->blk[block].len - off)
 		return rx_stop(ch, true, -EBADMSG, "pages out of bounds: block %u off %llu len %u",
 			       block, (unsigned long long)off, len);
-	return rx_read(ch, t->blk[block].host + off, len, "a pages frame");
+	pthread_mutex_lock(&t->lock);
+	place = t->place;
+	opaque = t->place_opaque;
+	pthread_mutex_unlock(&t->lock);
+	if (!place)
+		return rx_read(ch, t->blk[block].host + off, len, "a pages frame");
+	/* A piece at a time, each handed over before the next is read. */
+	while (len) {
+		uint32_t piece = len < RDM_TCP_BOUNCE ? len : RDM_TCP_BOUNCE;
+
+		ret = rx_read(ch, ch->bounce, piece, "a pages frame");
+		if (ret)
+			return ret;
+		ret = place(opaque, block, off, piece, ch->bounce);
+		if (ret)
+			return rx_stop(ch, true, ret, "data channel %u: placing block %u off %llu: %s",
+				       ch->index, block, (unsigned long long)off, strerror(-ret));
+		off += piece;
+		len -= piece;
+	}
+	return 0;
 }
 
 static int rx_fence(struct rdm_tcp_chan *ch, uint32_t plen)
@@ -165,6 +188,28 @@ void rdm_tcp_rx_join(struct rdm_tcp *t)
 			pthread_join(t->chan[i].thread, NULL);
 		t->chan[i].thread_started = false;
 	}
+}
+
+int rdm_tcp_set_placer(struct rdm_tp *tp, rdm_tp_place_fn fn, void *opaque)
+{
+	struct rdm_tcp *t = (struct rdm_tcp *)tp;
+
+	if (t->role != RDM_TCP_DEST)
+		return rdm_tcp_err(t, -EOPNOTSUPP, "set_placer: pages flow to the accepting side");
+	if (!t->blk)
+		return rdm_tcp_err(t, -EINVAL, "set_placer: set_blocks() was not called");
+	/* Each receiver's buffer is its own; allocated here, freed with the transport. */
+	for (unsigned i = 0; fn && i < t->nchan; i++) {
+		if (!t->chan[i].bounce)
+			t->chan[i].bounce = malloc(RDM_TCP_BOUNCE);
+		if (!t->chan[i].bounce)
+			return rdm_tcp_err(t, -ENOMEM, "set_placer: no bounce buffer");
+	}
+	pthread_mutex_lock(&t->lock);
+	t->place = fn;
+	t->place_opaque = opaque;
+	pthread_mutex_unlock(&t->lock);
+	return 0;
 }
 
 /* A channel that has not reached seq, preferring one that stopped; NULL when all have. */

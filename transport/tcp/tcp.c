@@ -114,6 +114,7 @@ void rdm_tcp_free(struct rdm_tcp *t)
 		if (t->chan[i].fd >= 0)
 			close(t->chan[i].fd);
 		pthread_mutex_destroy(&t->chan[i].tx_lock);
+		free(t->chan[i].bounce);
 	}
 	rdm_tls_conn_free(t->ctrl_tls);
 	if (t->ctrl_fd >= 0)
@@ -604,6 +605,7 @@ const struct rdm_tp_ops rdm_tcp_ops = {
 	.wait_fence = rdm_tcp_wait_fence,
 	.send = tcp_send,
 	.recv = tcp_recv,
+	.set_placer = rdm_tcp_set_placer,
 	.shutdown = tcp_shutdown,
 	.close = tcp_close,
 };

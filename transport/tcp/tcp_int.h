@@ -45,6 +45,7 @@
 #define RDM_TCP_MAX_CHANNELS 256u
 #define RDM_TCP_DEFAULT_TIMEOUT_MS 30000 /* when opts.timeout_ms <= 0 */
 #define RDM_TCP_DATA_SOCKBUF (8 << 20)   /* data sockets: a few chunks in flight */
+#define RDM_TCP_BOUNCE (2u << 20)        /* placer pieces: whole 4 KiB and 2 MiB pages */
 
 /* CHANNEL flags (the CHANNEL frame's u16 flags field). */
 #define RDM_TCP_CHAN_CONTROL 0x0001u /* this socket is the control stream */
@@ -73,6 +74,7 @@ struct rdm_tcp_chan {
 	bool thread_started;
 	/* Destination, under t->lock: */
 	uint64_t fence_seq; /* last FENCE seen */
+	uint8_t *bounce;    /* pages for the placer pass through here (RDM_TCP_BOUNCE) */
 	int rx_err;         /* the receiver stopped (EOF, socket error) */
 	char rx_errmsg[RDM_TP_ERRLEN];
 };
@@ -122,6 +124,8 @@ struct rdm_tcp {
 	pthread_cond_t cond;
 	int rx_err;
 	char rx_errmsg[RDM_TP_ERRLEN];
+	rdm_tp_place_fn place; /* set_placer(), under lock; NULL: into the blocks */
+	void *place_opaque;
 };
 
 /* tcp.c */
@@ -135,6 +139,7 @@ int rdm_tcp_err(struct rdm_tcp *t, int ret, const char *fmt, ...)
 int rdm_tcp_rx_start(struct rdm_tcp *t);
 void rdm_tcp_rx_join(struct rdm_tcp *t);
 int rdm_tcp_wait_fence(struct rdm_tp *tp, uint64_t seq, int timeout_ms);
+int rdm_tcp_set_placer(struct rdm_tp *tp, rdm_tp_place_fn fn, void *opaque);
 
 /* listen.c */
 int rdm_tcp_listen(const struct rdm_addr *a, const struct rdm_tp_opts *o,

@@ -1,0 +1,83 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Postcopy (capability postcopy-ram): the destination runs before it has all
+ * of RAM, and pages it lacks are pulled on demand.
+ *
+ *   source                                     destination
+ *   (precopy passes; rdmig_postcopy_start())
+ *   VM stopped, dirty log synced
+ *   POSTCOPY_LISTEN seq                   -->  pages of seq in; userfaultfd over
+ *                                              the blocks; pages now land by copy
+ *   POSTCOPY_DISCARD per dirty run        -->  those pages dropped: stale
+ *   device state, COMPLETE, the commit (commit.h): GO starts the VM there
+ *   postcopy-active                            postcopy-active
+ *   the dirty pages, in the background;   <--  RP_REQ_PAGES for a page a thread
+ *   a requested page goes ahead of them        of the VM faulted on
+ *   fence, POSTCOPY_END seq               -->  pages of seq in, userfaultfd off
+ *                                         <--  RP_FENCE_ACK seq; both completed
+ *
+ * The source's memory stays as it was at the stop, so a page may go twice (a
+ * request and the background push) and the first copy wins there: a page the
+ * destination's VM wrote is never overwritten. After GO the source never
+ * resumes its VM: a failure there leaves the VM running at the destination,
+ * without the pages it still lacked.
+ */
+#ifndef RDMIG_CORE_POSTCOPY_H
+#define RDMIG_CORE_POSTCOPY_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "control/msg.h"
+
+struct rdmig_session;
+struct rdm_ram;
+
+#define RDM_PC_RING 256u               /* page requests queued at the source */
+#define RDM_PC_REQ_MAX (2ull << 20)    /* the most one request may ask for */
+
+/* The source's queue of page requests (in the session, under its lock). */
+struct rdm_pc_src {
+	bool listening; /* LISTEN sent: requests are accepted */
+	struct rdm_req_pages ring[RDM_PC_RING];
+	unsigned head, count;
+	uint64_t requests, dropped; /* dropped: the ring was full (the push brings them) */
+};
+
+/* Either side: whether postcopy can run over this session's URI and memory. */
+int rdm_pc_check(struct rdmig_session *s);
+
+/* Source, return-path thread: a RP_REQ_PAGES, bounds checked, queued. */
+int rdm_pc_request(struct rdmig_session *s, const struct rdm_req_pages *r);
+/*
+ * Source, instead of the precopy switchover (VM running, after a pass):
+ * 0 once the destination acknowledged POSTCOPY_END; -errno otherwise, with
+ * *unknown set when the commit's outcome is unknown.
+ */
+int rdm_pc_switchover(struct rdmig_session *s, struct rdm_ram *ram, uint64_t *seq, bool *unknown);
+
+/* Destination (core/postcopy_dst.c). */
+struct rdm_pc_dst;
+/* After the pages of LISTEN's seq are in: guard the blocks, pages by copy from now on. */
+int rdm_pc_listen(struct rdmig_session *s, struct rdm_pc_dst **out, char *why, size_t len);
+/* A DISCARD (bounds and page alignment checked). */
+int rdm_pc_discard(struct rdm_pc_dst *d, const struct rdm_req_pages *r, char *why, size_t len);
+/* Zero pages arriving in postcopy. */
+int rdm_pc_zero(struct rdm_pc_dst *d, unsigned block, uint64_t first, uint64_t n);
+/* Pages discarded and not yet here. */
+uint64_t rdm_pc_missing(struct rdm_pc_dst *d);
+/* No more page requests: call it before the transport closes. */
+void rdm_pc_dst_stop(struct rdm_pc_dst *d);
+/*
+ * After the transport closed (no receiver places pages any more): !lost,
+ * every page is here and the guard comes off. lost: the source is gone with
+ * pages still missing, and the guard stays on (a thread touching a missing
+ * page waits, it does not read zeros) until the session is destroyed or
+ * migrates again.
+ */
+void rdm_pc_dst_end(struct rdmig_session *s, struct rdm_pc_dst *d, bool lost);
+/* Session teardown: whatever a lost postcopy kept (_free takes the lock, _release not). */
+void rdm_pc_dst_free(struct rdmig_session *s);
+void rdm_pc_dst_release(struct rdm_pc_dst *d);
+
+#endif

@@ -1,0 +1,187 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Postcopy's source (see postcopy.h): the switch, then the pages still dirty
+ * pushed in the background, a page the destination asked for going first.
+ */
+#include <errno.h>
+#include <string.h>
+
+#include "core/bitmap.h"
+#include "core/commit.h"
+#include "core/postcopy.h"
+#include "core/ram.h"
+#include "core/session.h"
+#include "core/source.h"
+
+int rdm_pc_request(struct rdmig_session *s, const struct rdm_req_pages *r)
+{
+	const struct rdm_block *b;
+	struct rdm_pc_src *pc = &s->pc;
+	int ret = 0;
+
+	if (r->block >= s->nblocks) {
+		rdm_set_error(s, "page request for block %u of %u", r->block, s->nblocks);
+		return -EBADMSG;
+	}
+	b = &s->blocks[r->block];
+	if (r->offset % b->page_size || r->length % b->page_size || r->offset > b->len ||
+	    r->length > b->len - r->offset || r->length > RDM_PC_REQ_MAX) {
+		rdm_set_error(s, "page request %llu+%llu outside %s, not in whole pages or over "
+				 "2 MiB", (unsigned long long)r->offset,
+			      (unsigned long long)r->length, b->name);
+		return -EBADMSG;
+	}
+	pthread_mutex_lock(&s->lock);
+	if (!pc->listening) {
+		ret = -EPROTO;
+	} else if (pc->count == RDM_PC_RING) {
+		pc->dropped++; /* the background push brings it, only later */
+	} else {
+		pc->ring[(pc->head + pc->count) % RDM_PC_RING] = *r;
+		pc->count++;
+		pc->requests++;
+		pthread_cond_broadcast(&s->cond);
+	}
+	pthread_mutex_unlock(&s->lock);
+	if (ret)
+		rdm_set_error(s, "page request before postcopy began");
+	return ret;
+}
+
+/* The oldest queued request, if any. */
+static bool next_request(struct rdmig_session *s, struct rdm_req_pages *r)
+{
+	bool got = false;
+
+	pthread_mutex_lock(&s->lock);
+	if (s->pc.count) {
+		*r = s->pc.ring[s->pc.head];
+		s->pc.head = (s->pc.head + 1) % RDM_PC_RING;
+		s->pc.count--;
+		got = true;
+	}
+	pthread_mutex_unlock(&s->lock);
+	return got;
+}
+
+static int send_seq(struct rdmig_session *s, enum rdm_msg_type type, uint64_t seq)
+{
+	struct rdm_msg m = {.type = type};
+
+	m.u.seq.seq = seq;
+	return rdm_send_msg(s, &m);
+}
+
+/* LISTEN, then one DISCARD per dirty run: those pages are stale over there. */
+static int send_discards(struct rdmig_session *s, uint64_t seq)
+{
+	struct rdm_msg m = {.type = RDM_MSG_POSTCOPY_DISCARD};
+	int ret;
+
+	pthread_mutex_lock(&s->lock);
+	s->pc.listening = true;
+	pthread_mutex_unlock(&s->lock);
+	ret = send_seq(s, RDM_MSG_POSTCOPY_LISTEN, seq);
+	for (unsigned i = 0; i < s->nblocks && !ret; i++) {
+		const struct rdm_block *b = &s->blocks[i];
+		uint64_t pos = 0, n;
+
+		while (!ret && (n = rdm_bitmap_next_run(b->dirty, b->npages, &pos, 0, 0))) {
+			m.u.req.block = i;
+			m.u.req.offset = pos * b->page_size;
+			m.u.req.length = n * b->page_size;
+			ret = rdm_send_msg(s, &m);
+			pos += n;
+		}
+	}
+	return ret;
+}
+
+/* The stop, the discards, the device state and the commit: 0 once GO got its DONE. */
+static int handover(struct rdmig_session *s, struct rdm_ram *ram, uint64_t seq, bool *unknown)
+{
+	struct rdm_commit c = {.s = s, .st = RDM_COMMIT_SRC_HANDOVER, .seq = seq,
+			       .timeout_ms = (int)s->opts.params[RDMIG_PARAM_PEER_TIMEOUT]};
+	uint64_t dirty, dbytes, devbytes;
+	int ret;
+
+	ret = rdm_src_stop_vm(s);
+	if (ret)
+		return ret;
+	if (s->opts.caps[RDMIG_CAP_PAUSE_BEFORE_SWITCHOVER]) {
+		ret = rdm_src_pause(s);
+		if (ret)
+			return ret;
+	}
+	rdm_set_status(s, RDMIG_STATUS_DEVICE);
+	ret = rdm_ram_sync(ram, &dirty, &dbytes);
+	if (!ret)
+		ret = send_discards(s, seq);
+	if (ret)
+		return ret;
+	rdm_src_update_stats(s, ram);
+	ret = rdm_devstate_save(s, &devbytes);
+	if (ret)
+		return ret;
+	switch (rdm_commit_run(&c)) {
+	case RDM_COMMIT_DONE:
+		break;
+	case RDM_COMMIT_UNKNOWN:
+		*unknown = true;
+		return c.err ? c.err : -EPROTO;
+	default:
+		return c.err ? c.err : -EPROTO;
+	}
+	pthread_mutex_lock(&s->lock);
+	s->stats.downtime_ms = rdm_now_ms() - s->t_stop_ms;
+	s->pc_running = true;
+	pthread_mutex_unlock(&s->lock);
+	return 0;
+}
+
+/* Every dirty page goes; after each chunk the queued requests go first. */
+static int push(struct rdmig_session *s, struct rdm_ram *ram)
+{
+	struct rdm_req_pages r;
+	unsigned bi = 0;
+	uint64_t pos = 0;
+	int ret;
+
+	for (;;) {
+		while (next_request(s, &r)) {
+			uint32_t ps = s->blocks[r.block].page_size;
+
+			ret = rdm_ram_send_pages(ram, r.block, r.offset / ps, r.length / ps);
+			if (ret)
+				return ret;
+		}
+		ret = rdm_check_abort(s);
+		if (ret)
+			return ret;
+		ret = rdm_ram_send_next(ram, &bi, &pos);
+		if (ret <= 0)
+			return ret;
+	}
+}
+
+int rdm_pc_switchover(struct rdmig_session *s, struct rdm_ram *ram, uint64_t *seq, bool *unknown)
+{
+	int ret;
+
+	/* LISTEN's seq is the last pass's: its pages are in before the guard goes on. */
+	ret = handover(s, ram, *seq, unknown);
+	if (ret)
+		return ret;
+	rdm_set_status(s, RDMIG_STATUS_POSTCOPY_ACTIVE);
+	ret = push(s, ram);
+	if (!ret)
+		ret = rdm_ram_flush(ram);
+	if (!ret)
+		ret = rdm_tp_fence(s->tp, ++*seq);
+	if (!ret)
+		ret = send_seq(s, RDM_MSG_POSTCOPY_END, *seq);
+	if (!ret)
+		ret = rdm_src_wait_rp(s, *seq, (int)s->opts.params[RDMIG_PARAM_PEER_TIMEOUT]);
+	rdm_src_update_stats(s, ram);
+	return ret;
+}
