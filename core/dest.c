@@ -279,6 +279,7 @@ static int pc_end(struct dest *d, uint64_t seq)
 	ret = wait_pages(d, seq);
 	if (ret)
 		return ret;
+	rdm_pc_publish(d->pc);
 	d->pc_running = false; /* nothing missing: the guard comes off with the transport */
 	ack(d, RDM_MSG_RP_FENCE_ACK, seq); /* a lost ack fails only the source's wait */
 	return 0;
@@ -288,11 +289,15 @@ static int pc_end(struct dest *d, uint64_t seq)
 static int serve(struct dest *d, bool *unknown)
 {
 	struct rdmig_session *s = d->s;
-	uint64_t last_rx = rdm_now_ms();
+	uint64_t last_rx = rdm_now_ms(), last_pub = 0;
 	struct rdm_msg m;
 	int ret;
 
 	for (;;) {
+		if (d->pc && rdm_now_ms() - last_pub >= 100) {
+			rdm_pc_publish(d->pc);
+			last_pub = rdm_now_ms();
+		}
 		ret = rdm_recv_msg(s, d->buf, RDM_CTRL_BUF, &m, 200);
 		if (ret == -ETIMEDOUT) {
 			if (rdm_now_ms() - last_rx > (uint64_t)d->timeout) {
@@ -384,7 +389,7 @@ static int serve(struct dest *d, bool *unknown)
 static void lost_in_postcopy(struct dest *d, int *ret)
 {
 	struct rdmig_session *s = d->s;
-	unsigned long long missing = rdm_pc_missing(d->pc);
+	unsigned long long missing = rdm_pc_publish(d->pc);
 	char why[sizeof(s->stats.error_desc)];
 
 	/* The cause stays first, but what it means here must be said. */

@@ -41,7 +41,7 @@ struct rdm_pc_src {
 	bool listening; /* LISTEN sent: requests are accepted */
 	struct rdm_req_pages ring[RDM_PC_RING];
 	unsigned head, count;
-	uint64_t requests, dropped; /* dropped: the ring was full (the push brings them) */
+	uint64_t requests, dropped; /* dropped: the ring was full (the push brings those) */
 };
 
 /* Either side: whether postcopy can run over this session's URI and memory. */
@@ -64,8 +64,8 @@ int rdm_pc_listen(struct rdmig_session *s, struct rdm_pc_dst **out, char *why, s
 int rdm_pc_discard(struct rdm_pc_dst *d, const struct rdm_req_pages *r, char *why, size_t len);
 /* Zero pages arriving in postcopy. */
 int rdm_pc_zero(struct rdm_pc_dst *d, unsigned block, uint64_t first, uint64_t n);
-/* Pages discarded and not yet here. */
-uint64_t rdm_pc_missing(struct rdm_pc_dst *d);
+/* The requests and missing pages into the stats; returns the pages missing. */
+uint64_t rdm_pc_publish(struct rdm_pc_dst *d);
 /* No more page requests: call it before the transport closes. */
 void rdm_pc_dst_stop(struct rdm_pc_dst *d);
 /*

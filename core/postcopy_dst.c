@@ -148,13 +148,20 @@ int rdm_pc_zero(struct rdm_pc_dst *d, unsigned block, uint64_t first, uint64_t n
 	return rdm_uffd_place_zero(d->u, block, first, n);
 }
 
-uint64_t rdm_pc_missing(struct rdm_pc_dst *d)
+uint64_t rdm_pc_publish(struct rdm_pc_dst *d)
 {
+	struct rdmig_session *s = d->s;
 	struct rdm_uffd_stats st;
+	uint64_t missing;
 
 	/* Only discarded pages are sent in postcopy: each one placed is one fewer missing. */
 	rdm_uffd_get_stats(d->u, &st);
-	return st.pages_placed < d->discarded ? d->discarded - st.pages_placed : 0;
+	missing = st.pages_placed < d->discarded ? d->discarded - st.pages_placed : 0;
+	pthread_mutex_lock(&s->lock);
+	s->stats.postcopy_requests = st.requests;
+	s->stats.postcopy_pages_missing = missing;
+	pthread_mutex_unlock(&s->lock);
+	return missing;
 }
 
 void rdm_pc_dst_stop(struct rdm_pc_dst *d)

@@ -39,8 +39,10 @@ int rdm_pc_request(struct rdmig_session *s, const struct rdm_req_pages *r)
 	} else {
 		pc->ring[(pc->head + pc->count) % RDM_PC_RING] = *r;
 		pc->count++;
+	}
+	if (!ret) {
 		pc->requests++;
-		pthread_cond_broadcast(&s->cond);
+		s->stats.postcopy_requests = pc->requests;
 	}
 	pthread_mutex_unlock(&s->lock);
 	if (ret)

@@ -6,6 +6,7 @@
  */
 #include <errno.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -295,6 +296,9 @@ int rdmig_incoming(rdmig_session *s, const char *uri)
 	return start_role(s, uri, false);
 }
 
+/* sizeof(struct rdmig_stats) in 0.1 and 0.2: everything before the 0.3 fields. */
+#define RDM_STATS_SIZE_0_1 offsetof(struct rdmig_stats, postcopy_requests)
+
 int rdmig_query(rdmig_session *s, struct rdmig_stats *st)
 {
 	struct rdmig_stats now;
@@ -307,7 +311,7 @@ int rdmig_query(rdmig_session *s, struct rdmig_stats *st)
 	if (ret)
 		return ret;
 	/* The first layout is the smallest a caller can have been built with. */
-	if (st->size < sizeof(now)) {
+	if (st->size < RDM_STATS_SIZE_0_1) {
 		rdm_set_api_error(s, "query: stats size %zu unset or too small (RDMIG_STATS_INIT)",
 				  st->size);
 		return rdm_api_leave(s, -EINVAL);

@@ -130,6 +130,9 @@ struct rdmig_stats {
 	uint64_t pages_per_second;     /* pages sent per second, last period */
 	unsigned cpu_throttle_percentage;
 	char error_desc[256];          /* why it failed, when it failed */
+	/* Since 0.3 (a caller built before gets the fields above only). */
+	uint64_t postcopy_requests;    /* page requests: received (source), sent (destination) */
+	uint64_t postcopy_pages_missing; /* destination: pages dropped at the switch, not yet here */
 };
 /* An initializer with size set: struct rdmig_stats st = RDMIG_STATS_INIT; */
 #ifdef __cplusplus

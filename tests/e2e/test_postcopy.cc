@@ -1,0 +1,356 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Postcopy end to end (tcp; rdma is refused until it reads pages itself):
+ * a source that dirties faster than max-bandwidth lets precopy run two
+ * passes, then switches; the destination's VM runs at once, reading and
+ * writing pages that are still on their way. Every page says what it is
+ * (block, page, version and a CRC32 of its fill), so a reader there can tell
+ * a torn or stale page, and at the end each page is the source's, or the one
+ * the destination's VM wrote over it.
+ */
+#include <gtest/gtest.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include <atomic>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "core/uffd.h"
+#include "harness.h"
+
+namespace {
+
+constexpr uint32_t kPage = 4096;
+constexpr uint32_t kMagic = 0x70636f70; /* "pcop" */
+constexpr uint64_t kDestWrote = 1ull << 63; /* versions the destination's VM wrote */
+
+struct PageHdr {
+	uint32_t magic, block;
+	uint64_t page, version;
+	uint32_t crc, pad;
+};
+
+uint64_t Mix(uint64_t x)
+{
+	x += 0x9e3779b97f4a7c15ull;
+	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+	x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+	return x ^ (x >> 31);
+}
+
+void WritePage(uint8_t *p, unsigned block, uint64_t page, uint64_t version)
+{
+	uint64_t fill[(kPage - sizeof(PageHdr)) / 8];
+	uint64_t x = Mix(((uint64_t)block << 40) ^ (page << 8) ^ Mix(version));
+
+	for (auto &w : fill)
+		w = x = Mix(x);
+	PageHdr h = {kMagic, block, page, version,
+		     (uint32_t)crc32(0, (const Bytef *)fill, sizeof(fill)), 0};
+	memcpy(p + sizeof(h), fill, sizeof(fill));
+	memcpy(p, &h, sizeof(h));
+}
+
+/* Whole and in its place: its own header, or a page of zeros. 0 when it is neither. */
+bool PageIsSane(const uint8_t *p, unsigned block, uint64_t page, uint64_t *version)
+{
+	PageHdr h;
+
+	memcpy(&h, p, sizeof(h));
+	if (h.magic != kMagic) {
+		*version = 0;
+		for (uint32_t i = 0; i < kPage; i++)
+			if (p[i])
+				return false;
+		return true;
+	}
+	*version = h.version;
+	return h.block == block && h.page == page &&
+	       h.crc == (uint32_t)crc32(0, p + sizeof(h), kPage - sizeof(h));
+}
+
+struct Block {
+	uint8_t *mem = nullptr;
+	uint64_t npages = 0;
+	std::vector<uint64_t> dirty; /* source: the log, under Vm::mu */
+};
+
+/* One side's guest: its blocks and whatever its threads do to them. */
+struct Vm {
+	std::vector<Block> blocks;
+	std::mutex mu;     /* the source's log */
+	std::mutex run_mu; /* held by the source's dirtier while it writes */
+	std::atomic<bool> stop{false}, parked{false};
+	std::atomic<unsigned> starts{0}, stops{0};
+	std::atomic<uint32_t> seen{0}; /* a bit per rdmig_status reached */
+	std::vector<std::thread> threads;
+	/* Destination. */
+	std::atomic<uint64_t> reads{0}, bad_reads{0};
+	std::vector<std::vector<uint64_t>> wrote; /* the last version written there, 0: none */
+	bool dest = false;
+
+	~Vm()
+	{
+		Halt();
+		for (auto &b : blocks)
+			if (b.mem)
+				munmap(b.mem, b.npages * kPage);
+	}
+	bool Map(const std::vector<uint64_t> &pages)
+	{
+		for (uint64_t n : pages) {
+			Block b;
+			void *m = mmap(nullptr, n * kPage, PROT_READ | PROT_WRITE,
+				       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+			if (m == MAP_FAILED)
+				return false;
+			b.mem = (uint8_t *)m;
+			b.npages = n;
+			b.dirty.assign((n + 63) / 64, 0);
+			blocks.push_back(std::move(b));
+			wrote.emplace_back(n, 0);
+		}
+		return true;
+	}
+	void Halt()
+	{
+		stop = true;
+		for (auto &t : threads)
+			t.join();
+		threads.clear();
+	}
+	/* Source: version 1 everywhere but every fifth page, which stays zero. */
+	void Fill()
+	{
+		for (unsigned b = 0; b < blocks.size(); b++)
+			for (uint64_t p = 0; p < blocks[b].npages; p++)
+				if (p % 5)
+					WritePage(blocks[b].mem + p * kPage, b, p, 1);
+	}
+	/* Source: about 16 pages a millisecond, each logged after it is written. */
+	void Dirty()
+	{
+		std::vector<std::vector<uint64_t>> ver;
+		uint64_t x = 42;
+
+		for (auto &b : blocks)
+			ver.emplace_back(b.npages, 1);
+		while (!stop) {
+			std::unique_lock<std::mutex> run(run_mu);
+			for (int i = 0; i < 16 && !parked; i++) {
+				x = Mix(x);
+				unsigned b = (unsigned)(x % blocks.size());
+				uint64_t p = (x >> 8) % blocks[b].npages;
+				WritePage(blocks[b].mem + p * kPage, b, p, ++ver[b][p]);
+				std::lock_guard<std::mutex> l(mu);
+				blocks[b].dirty[p / 64] |= 1ull << (p % 64);
+			}
+			run.unlock();
+			usleep(1000);
+		}
+	}
+	/*
+	 * Destination, once its VM runs: one thread reads pages all over (pages
+	 * on their way fault, and must come whole), one writes every fourth
+	 * page it picks (after checking what was there) and remembers it.
+	 */
+	void Read(uint64_t seed)
+	{
+		uint64_t x = seed, v;
+		while (!stop) {
+			x = Mix(x);
+			unsigned b = (unsigned)(x % blocks.size());
+			uint64_t p = (x >> 8) % blocks[b].npages;
+			if (p % 4 == 0)
+				continue; /* the writer's */
+			if (!PageIsSane(blocks[b].mem + p * kPage, b, p, &v))
+				bad_reads++;
+			reads++;
+		}
+	}
+	void Write()
+	{
+		uint64_t x = 7, v, n = 0;
+		while (!stop) {
+			x = Mix(x);
+			unsigned b = (unsigned)(x % blocks.size());
+			uint64_t p = ((x >> 8) % blocks[b].npages) & ~3ull;
+			uint8_t *page = blocks[b].mem + p * kPage;
+			if (!PageIsSane(page, b, p, &v))
+				bad_reads++;
+			WritePage(page, b, p, kDestWrote | ++n);
+			wrote[b][p] = kDestWrote | n;
+			if (n % 8 == 0)
+				usleep(200);
+		}
+	}
+};
+
+int DirtyLog(void *o, unsigned block, uint64_t *bitmap, uint64_t npages)
+{
+	Vm *vm = (Vm *)o;
+	std::lock_guard<std::mutex> l(vm->mu);
+	auto &d = vm->blocks[block].dirty;
+	for (uint64_t w = 0; w < (npages + 63) / 64; w++) {
+		bitmap[w] |= d[w];
+		d[w] = 0;
+	}
+	return 0;
+}
+
+int VmStop(void *o)
+{
+	Vm *vm = (Vm *)o;
+	vm->parked = true;
+	/* Once the dirtier let go, it writes nothing more. */
+	std::lock_guard<std::mutex> run(vm->run_mu);
+	vm->stops++;
+	return 0;
+}
+
+int VmStart(void *o)
+{
+	Vm *vm = (Vm *)o;
+	vm->starts++;
+	if (vm->dest) {
+		vm->threads.emplace_back([vm] { vm->Read(1); });
+		vm->threads.emplace_back([vm] { vm->Read(2); });
+		vm->threads.emplace_back([vm] { vm->Write(); });
+	} else {
+		vm->parked = false;
+	}
+	return 0;
+}
+
+void Event(void *o, rdmig_status, rdmig_status to)
+{
+	((Vm *)o)->seen |= 1u << to;
+}
+
+rdmig_session *Session(rdmig_role role, Vm *vm)
+{
+	rdmig_callbacks cb{};
+	rdmig_session *s = nullptr;
+
+	cb.size = sizeof(cb);
+	cb.dirty_log = role == RDMIG_ROLE_SOURCE ? DirtyLog : nullptr;
+	cb.vm_stop = VmStop;
+	cb.vm_start = VmStart;
+	cb.event = Event;
+	if (rdmig_session_create(role, &cb, vm, &s))
+		return nullptr;
+	for (unsigned i = 0; i < vm->blocks.size(); i++) {
+		std::string name = "ram" + std::to_string(i);
+		if (rdmig_add_block(s, name.c_str(), vm->blocks[i].mem, vm->blocks[i].npages * kPage,
+				    kPage)) {
+			rdmig_session_destroy(s);
+			return nullptr;
+		}
+	}
+	EXPECT_EQ(0, rdmig_set_capability(s, RDMIG_CAP_RETURN_PATH, true));
+	EXPECT_EQ(0, rdmig_set_capability(s, RDMIG_CAP_POSTCOPY_RAM, true)) << rdmig_last_error(s);
+	return s;
+}
+
+std::string NoUffd()
+{
+	char why[256];
+	return rdm_uffd_can_open(why, sizeof(why)) ? why : "";
+}
+
+TEST(Postcopy, DestinationRunsWhilePagesArriveAndEndsWithEveryPage)
+{
+	std::string why = NoUffd();
+	if (!why.empty())
+		GTEST_SKIP() << "userfaultfd: " << why;
+	/* 24 MiB, dirtied at up to 60 MiB/s, sent at 16: precopy alone never ends. */
+	const std::vector<uint64_t> pages = {4096, 2048};
+	Vm src, dst;
+	dst.dest = true;
+	ASSERT_TRUE(src.Map(pages) && dst.Map(pages));
+	src.Fill();
+	rdmig_session *ds = Session(RDMIG_ROLE_DEST, &dst);
+	rdmig_session *ss = Session(RDMIG_ROLE_SOURCE, &src);
+	ASSERT_TRUE(ds && ss);
+	ASSERT_EQ(0, rdmig_set_parameter(ss, RDMIG_PARAM_MAX_BANDWIDTH, 16u << 20));
+	ASSERT_EQ(0, rdmig_set_parameter(ss, RDMIG_PARAM_DOWNTIME_LIMIT, 1));
+	ASSERT_EQ(0, rdmig_incoming(ds, "tcp:127.0.0.1:0")) << rdmig_last_error(ds);
+	uint16_t port = 0;
+	ASSERT_EQ(0, rdmig_incoming_port(ds, &port));
+	src.threads.emplace_back([&src] { src.Dirty(); });
+	std::string uri = "tcp:127.0.0.1:" + std::to_string(port);
+	ASSERT_EQ(0, rdmig_migrate(ss, uri.c_str())) << rdmig_last_error(ss);
+
+	ASSERT_TRUE(WaitFor(ss, 120000, [](const rdmig_stats &st) {
+		return st.dirty_sync_count >= 2 || st.status == RDMIG_STATUS_COMPLETED ||
+		       st.status == RDMIG_STATUS_FAILED;
+	}));
+	ASSERT_EQ(0, rdmig_postcopy_start(ss)) << rdmig_last_error(ss);
+	rdmig_status sfin, dfin;
+	ASSERT_EQ(0, rdmig_wait(ss, 180000, &sfin));
+	ASSERT_EQ(0, rdmig_wait(ds, 180000, &dfin));
+	rdmig_stats sst = RDMIG_STATS_INIT, dst_st = RDMIG_STATS_INIT;
+	ASSERT_EQ(0, rdmig_query(ss, &sst));
+	ASSERT_EQ(0, rdmig_query(ds, &dst_st));
+	/* The destination's VM ran on the pages it had for a while more. */
+	usleep(200 * 1000);
+	dst.Halt();
+	src.Halt();
+	EXPECT_EQ(RDMIG_STATUS_COMPLETED, sfin) << rdmig_last_error(ss);
+	EXPECT_EQ(RDMIG_STATUS_COMPLETED, dfin) << rdmig_last_error(ds);
+	EXPECT_TRUE(src.seen & (1u << RDMIG_STATUS_POSTCOPY_ACTIVE)) << "source never postcopy-active";
+	EXPECT_TRUE(dst.seen & (1u << RDMIG_STATUS_POSTCOPY_ACTIVE)) << "destination never postcopy-active";
+	EXPECT_EQ(1u, src.stops.load());
+	EXPECT_EQ(0u, src.starts.load()) << "the source VM must never run again";
+	EXPECT_EQ(1u, dst.starts.load());
+	printf("postcopy: %llu page requests at the source, %llu sent; downtime %llu ms; the "
+	       "destination read %llu pages while they arrived\n",
+	       (unsigned long long)sst.postcopy_requests, (unsigned long long)dst_st.postcopy_requests,
+	       (unsigned long long)sst.downtime_ms, (unsigned long long)dst.reads.load());
+	EXPECT_GT(sst.postcopy_requests, 0u) << "no page was ever faulted for";
+	EXPECT_GT(dst_st.postcopy_requests, 0u);
+	EXPECT_EQ(0u, dst_st.postcopy_pages_missing);
+	EXPECT_EQ(0u, dst.bad_reads.load()) << "the destination read torn or misplaced pages";
+
+	/* Every page: the destination's own write, or byte for byte the source's. */
+	uint64_t own = 0, differ = 0;
+	for (unsigned b = 0; b < pages.size(); b++)
+		for (uint64_t p = 0; p < pages[b]; p++) {
+			const uint8_t *d = dst.blocks[b].mem + p * kPage;
+			uint64_t v;
+			if (dst.wrote[b][p]) {
+				own++;
+				if (!PageIsSane(d, b, p, &v) || v != dst.wrote[b][p])
+					differ++;
+			} else if (crc32(0, d, kPage) != crc32(0, src.blocks[b].mem + p * kPage, kPage) ||
+				   memcmp(d, src.blocks[b].mem + p * kPage, kPage)) {
+				differ++;
+			}
+		}
+	EXPECT_GT(own, 0u);
+	EXPECT_EQ(0u, differ) << "pages that are neither the source's nor the destination's write";
+	rdmig_session_destroy(ss);
+	rdmig_session_destroy(ds);
+}
+
+TEST(Postcopy, StartRefusedWithoutTheCapabilityOrAfterTheEnd)
+{
+	Vm src;
+	ASSERT_TRUE(src.Map({64}));
+	rdmig_callbacks cb{};
+	cb.size = sizeof(cb);
+	rdmig_session *s = nullptr;
+	ASSERT_EQ(0, rdmig_session_create(RDMIG_ROLE_SOURCE, &cb, &src, &s));
+	ASSERT_EQ(0, rdmig_add_block(s, "ram0", src.blocks[0].mem, 64 * kPage, kPage));
+	EXPECT_EQ(-EINVAL, rdmig_postcopy_start(s));
+	EXPECT_NE(nullptr, strstr(rdmig_last_error(s), "postcopy-ram")) << rdmig_last_error(s);
+	rdmig_session_destroy(s);
+}
+
+} // namespace
