@@ -388,20 +388,10 @@ static int serve(struct dest *d, bool *unknown)
  */
 static void lost_in_postcopy(struct dest *d, int *ret)
 {
-	struct rdmig_session *s = d->s;
-	unsigned long long missing = rdm_pc_publish(d->pc);
-	char why[sizeof(s->stats.error_desc)];
-
-	/* The cause stays first, but what it means here must be said. */
-	pthread_mutex_lock(&s->lock);
-	memcpy(why, s->stats.error_desc, sizeof(why));
-	rdm_errtext(s->stats.error_desc, sizeof(s->stats.error_desc),
-		    "source lost in postcopy: %llu pages never arrived, the VM here cannot go on "
-		    "(%s)", missing, why[0] ? why : strerror(*ret ? -*ret : EPROTO));
-	snprintf(s->err, sizeof(s->err), "%s", s->stats.error_desc);
-	pthread_mutex_unlock(&s->lock);
 	if (!*ret)
 		*ret = -EPROTO;
+	rdm_error_context(d->s, *ret, "source lost in postcopy: %llu pages never arrived, the VM "
+				      "here cannot go on", (unsigned long long)rdm_pc_publish(d->pc));
 }
 
 static void drop_tp(struct rdmig_session *s)

@@ -8,6 +8,7 @@
  * rdmig_last_error() returns this thread's last failed call on s if there is
  * one since its last call on s, else the session's error.
  */
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -57,6 +58,22 @@ void rdm_set_error(struct rdmig_session *s, const char *fmt, ...)
 		va_end(ap);
 		snprintf(s->err, sizeof(s->err), "%s", s->stats.error_desc);
 	}
+	pthread_mutex_unlock(&s->lock);
+}
+
+void rdm_error_context(struct rdmig_session *s, int err, const char *fmt, ...)
+{
+	char what[RDM_ERRLEN], cause[sizeof(s->stats.error_desc)];
+	va_list ap;
+
+	va_start(ap, fmt);
+	rdm_verrtext(what, sizeof(what), fmt, ap);
+	va_end(ap);
+	pthread_mutex_lock(&s->lock);
+	snprintf(cause, sizeof(cause), "%s",
+		 s->stats.error_desc[0] ? s->stats.error_desc : strerror(err < 0 ? -err : EPROTO));
+	rdm_errtext(s->stats.error_desc, sizeof(s->stats.error_desc), "%s: %s", what, cause);
+	snprintf(s->err, sizeof(s->err), "%s", s->stats.error_desc);
 	pthread_mutex_unlock(&s->lock);
 }
 

@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <string.h>
 
+#include "common/fault.h"
 #include "core/bitmap.h"
 #include "core/commit.h"
 #include "core/postcopy.h"
@@ -160,6 +161,12 @@ static int push(struct rdmig_session *s, struct rdm_ram *ram)
 		ret = rdm_check_abort(s);
 		if (ret)
 			return ret;
+		/* Tests: the link dies with pages still missing over there. */
+		if (rdm_fault("src-postcopy-cut")) {
+			rdm_set_error(s, "fault injected at src-postcopy-cut: link cut");
+			s->tp->ops->shutdown(s->tp);
+			return -ECONNRESET;
+		}
 		ret = rdm_ram_send_next(ram, &bi, &pos);
 		if (ret <= 0)
 			return ret;

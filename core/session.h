@@ -160,6 +160,13 @@ enum rdmig_status rdm_get_status(struct rdmig_session *s);
 void rdm_set_error(struct rdmig_session *s, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 /*
+ * What the failure means here, put before its first cause ("<what>: <cause>";
+ * strerror(-err) when none was recorded): a cause alone can hide where the VM
+ * runs now.
+ */
+void rdm_error_context(struct rdmig_session *s, int err, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+/*
  * A failed API call's message: this thread reads it back from
  * rdmig_last_error(); other threads see it too unless a failure's cause is set.
  */

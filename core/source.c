@@ -626,8 +626,8 @@ out:
 		rdm_set_error(s, "migration cancelled");
 		rdm_set_status(s, RDMIG_STATUS_CANCELLED);
 	} else if (ret && s->pc_running) {
-		rdm_set_error(s, "postcopy failed: %s (the VM runs at the destination, without "
-				 "the pages it still lacked)", strerror(-ret));
+		rdm_error_context(s, ret, "postcopy failed (the VM runs at the destination, without "
+					  "the pages it still lacked)");
 		rdm_set_status(s, RDMIG_STATUS_FAILED);
 	} else if (ret) {
 		rdm_set_error(s, "migration failed: %s", strerror(-ret));

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <time.h>
 #include <unistd.h>
 #include <zlib.h>
 
@@ -21,6 +22,7 @@
 #include <thread>
 #include <vector>
 
+#include "common/fault.h"
 #include "core/uffd.h"
 #include "harness.h"
 
@@ -264,51 +266,80 @@ std::string NoUffd()
 	return rdm_uffd_can_open(why, sizeof(why)) ? why : "";
 }
 
-TEST(Postcopy, DestinationRunsWhilePagesArriveAndEndsWithEveryPage)
-{
-	std::string why = NoUffd();
-	if (!why.empty())
-		GTEST_SKIP() << "userfaultfd: " << why;
-	/* 24 MiB, dirtied at up to 60 MiB/s, sent at 16: precopy alone never ends. */
+/*
+ * 24 MiB dirtied at up to 60 MiB/s and sent at 16: precopy alone never ends.
+ * Two passes, then the switch.
+ */
+class Postcopy : public ::testing::Test {
+      protected:
 	const std::vector<uint64_t> pages = {4096, 2048};
 	Vm src, dst;
-	dst.dest = true;
-	ASSERT_TRUE(src.Map(pages) && dst.Map(pages));
-	src.Fill();
-	rdmig_session *ds = Session(RDMIG_ROLE_DEST, &dst);
-	rdmig_session *ss = Session(RDMIG_ROLE_SOURCE, &src);
-	ASSERT_TRUE(ds && ss);
-	ASSERT_EQ(0, rdmig_set_parameter(ss, RDMIG_PARAM_MAX_BANDWIDTH, 16u << 20));
-	ASSERT_EQ(0, rdmig_set_parameter(ss, RDMIG_PARAM_DOWNTIME_LIMIT, 1));
-	ASSERT_EQ(0, rdmig_incoming(ds, "tcp:127.0.0.1:0")) << rdmig_last_error(ds);
-	uint16_t port = 0;
-	ASSERT_EQ(0, rdmig_incoming_port(ds, &port));
-	src.threads.emplace_back([&src] { src.Dirty(); });
-	std::string uri = "tcp:127.0.0.1:" + std::to_string(port);
-	ASSERT_EQ(0, rdmig_migrate(ss, uri.c_str())) << rdmig_last_error(ss);
-
-	ASSERT_TRUE(WaitFor(ss, 120000, [](const rdmig_stats &st) {
-		return st.dirty_sync_count >= 2 || st.status == RDMIG_STATUS_COMPLETED ||
-		       st.status == RDMIG_STATUS_FAILED;
-	}));
-	ASSERT_EQ(0, rdmig_postcopy_start(ss)) << rdmig_last_error(ss);
-	rdmig_status sfin, dfin;
-	ASSERT_EQ(0, rdmig_wait(ss, 180000, &sfin));
-	ASSERT_EQ(0, rdmig_wait(ds, 180000, &dfin));
+	rdmig_session *ss = nullptr, *ds = nullptr;
+	rdmig_status sfin = RDMIG_STATUS_NONE, dfin = RDMIG_STATUS_NONE;
 	rdmig_stats sst = RDMIG_STATS_INIT, dst_st = RDMIG_STATS_INIT;
-	ASSERT_EQ(0, rdmig_query(ss, &sst));
-	ASSERT_EQ(0, rdmig_query(ds, &dst_st));
+
+	void SetUp() override
+	{
+		std::string why = NoUffd();
+		if (!why.empty())
+			GTEST_SKIP() << "userfaultfd: " << why;
+	}
+	void TearDown() override
+	{
+		unsetenv("RDMIG_FAULT");
+		rdm_fault_reset();
+		/* The destination's first: it lets threads waiting on missing pages go. */
+		rdmig_session_destroy(ds);
+		rdmig_session_destroy(ss);
+		dst.Halt();
+		src.Halt();
+	}
+	void Run(int peer_timeout_ms)
+	{
+		dst.dest = true;
+		ASSERT_TRUE(src.Map(pages) && dst.Map(pages));
+		src.Fill();
+		ds = Session(RDMIG_ROLE_DEST, &dst);
+		ss = Session(RDMIG_ROLE_SOURCE, &src);
+		ASSERT_TRUE(ds && ss);
+		ASSERT_EQ(0, rdmig_set_parameter(ss, RDMIG_PARAM_MAX_BANDWIDTH, 16u << 20));
+		ASSERT_EQ(0, rdmig_set_parameter(ss, RDMIG_PARAM_DOWNTIME_LIMIT, 1));
+		for (rdmig_session *s : {ss, ds})
+			ASSERT_EQ(0, rdmig_set_parameter(s, RDMIG_PARAM_PEER_TIMEOUT, peer_timeout_ms));
+		ASSERT_EQ(0, rdmig_incoming(ds, "tcp:127.0.0.1:0")) << rdmig_last_error(ds);
+		uint16_t port = 0;
+		ASSERT_EQ(0, rdmig_incoming_port(ds, &port));
+		src.threads.emplace_back([this] { src.Dirty(); });
+		std::string uri = "tcp:127.0.0.1:" + std::to_string(port);
+		ASSERT_EQ(0, rdmig_migrate(ss, uri.c_str())) << rdmig_last_error(ss);
+		ASSERT_TRUE(WaitFor(ss, 120000, [](const rdmig_stats &st) {
+			return st.dirty_sync_count >= 2 || st.status == RDMIG_STATUS_COMPLETED ||
+			       st.status == RDMIG_STATUS_FAILED;
+		}));
+		ASSERT_EQ(0, rdmig_postcopy_start(ss)) << rdmig_last_error(ss);
+		ASSERT_EQ(0, rdmig_wait(ss, 180000, &sfin));
+		ASSERT_EQ(0, rdmig_wait(ds, 180000, &dfin));
+		ASSERT_EQ(0, rdmig_query(ss, &sst));
+		ASSERT_EQ(0, rdmig_query(ds, &dst_st));
+		EXPECT_TRUE(src.seen & (1u << RDMIG_STATUS_POSTCOPY_ACTIVE)) << "source never postcopy-active";
+		EXPECT_TRUE(dst.seen & (1u << RDMIG_STATUS_POSTCOPY_ACTIVE))
+			<< "destination never postcopy-active";
+		/* Exactly one VM: stopped once here, started once there, never again here. */
+		EXPECT_EQ(1u, src.stops.load());
+		EXPECT_EQ(0u, src.starts.load()) << "the source VM must never run again";
+		EXPECT_EQ(1u, dst.starts.load());
+	}
+};
+
+TEST_F(Postcopy, DestinationRunsWhilePagesArriveAndEndsWithEveryPage)
+{
+	ASSERT_NO_FATAL_FAILURE(Run(10000));
 	/* The destination's VM ran on the pages it had for a while more. */
 	usleep(200 * 1000);
 	dst.Halt();
 	src.Halt();
 	EXPECT_EQ(RDMIG_STATUS_COMPLETED, sfin) << rdmig_last_error(ss);
 	EXPECT_EQ(RDMIG_STATUS_COMPLETED, dfin) << rdmig_last_error(ds);
-	EXPECT_TRUE(src.seen & (1u << RDMIG_STATUS_POSTCOPY_ACTIVE)) << "source never postcopy-active";
-	EXPECT_TRUE(dst.seen & (1u << RDMIG_STATUS_POSTCOPY_ACTIVE)) << "destination never postcopy-active";
-	EXPECT_EQ(1u, src.stops.load());
-	EXPECT_EQ(0u, src.starts.load()) << "the source VM must never run again";
-	EXPECT_EQ(1u, dst.starts.load());
 	printf("postcopy: %llu page requests at the source, %llu sent; downtime %llu ms; the "
 	       "destination read %llu pages while they arrived\n",
 	       (unsigned long long)sst.postcopy_requests, (unsigned long long)dst_st.postcopy_requests,
@@ -335,22 +366,41 @@ TEST(Postcopy, DestinationRunsWhilePagesArriveAndEndsWithEveryPage)
 		}
 	EXPECT_GT(own, 0u);
 	EXPECT_EQ(0u, differ) << "pages that are neither the source's nor the destination's write";
-	rdmig_session_destroy(ss);
-	rdmig_session_destroy(ds);
 }
 
-TEST(Postcopy, StartRefusedWithoutTheCapabilityOrAfterTheEnd)
+/*
+ * The link dies a few chunks into the push: the VM runs at the destination
+ * only (it cannot come back to the source after go), and both sides say so.
+ */
+TEST_F(Postcopy, LinkCutWhilePushingLeavesTheVmAtTheDestinationOnly)
 {
-	Vm src;
+#ifndef RDMIG_FAULT_INJECTION
+	GTEST_SKIP() << "needs a build with -Dfault_injection=true (scripts/build does that)";
+#endif
+	setenv("RDMIG_FAULT", "src-postcopy-cut@4", 1);
+	rdm_fault_reset();
+	uint64_t t0 = (uint64_t)time(nullptr);
+	ASSERT_NO_FATAL_FAILURE(Run(2000));
+	EXPECT_LE((uint64_t)time(nullptr) - t0, 60u);
+	EXPECT_EQ(RDMIG_STATUS_FAILED, sfin);
+	EXPECT_EQ(RDMIG_STATUS_FAILED, dfin);
+	std::string se = sst.error_desc, de = dst_st.error_desc;
+	printf("source: %s\ndestination: %s\n", se.c_str(), de.c_str());
+	EXPECT_NE(std::string::npos, se.find("postcopy failed (the VM runs at the destination")) << se;
+	EXPECT_NE(std::string::npos, se.find("src-postcopy-cut")) << se;
+	EXPECT_NE(std::string::npos, de.find("source lost in postcopy")) << de;
+	EXPECT_GT(dst_st.postcopy_pages_missing, 0u);
+}
+
+TEST_F(Postcopy, StartRefusedWithoutTheCapability)
+{
 	ASSERT_TRUE(src.Map({64}));
 	rdmig_callbacks cb{};
 	cb.size = sizeof(cb);
-	rdmig_session *s = nullptr;
-	ASSERT_EQ(0, rdmig_session_create(RDMIG_ROLE_SOURCE, &cb, &src, &s));
-	ASSERT_EQ(0, rdmig_add_block(s, "ram0", src.blocks[0].mem, 64 * kPage, kPage));
-	EXPECT_EQ(-EINVAL, rdmig_postcopy_start(s));
-	EXPECT_NE(nullptr, strstr(rdmig_last_error(s), "postcopy-ram")) << rdmig_last_error(s);
-	rdmig_session_destroy(s);
+	ASSERT_EQ(0, rdmig_session_create(RDMIG_ROLE_SOURCE, &cb, &src, &ss));
+	ASSERT_EQ(0, rdmig_add_block(ss, "ram0", src.blocks[0].mem, 64 * kPage, kPage));
+	EXPECT_EQ(-EINVAL, rdmig_postcopy_start(ss));
+	EXPECT_NE(nullptr, strstr(rdmig_last_error(ss), "postcopy-ram")) << rdmig_last_error(ss);
 }
 
 } // namespace

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* The public API's checks, through rdmig.h alone: bad input is a clear error. */
 #include <gtest/gtest.h>
+#include <stddef.h>
 
 #include <string.h>
 #include <sys/mman.h>
@@ -79,8 +80,16 @@ TEST_F(Api, QueryNeedsTheStatsSize)
 	rdmig_stats st{};
 	EXPECT_EQ(-EINVAL, rdmig_query(src, &st));
 	EXPECT_TRUE(ErrorMentions(src, "RDMIG_STATS_INIT")) << rdmig_last_error(src);
-	st.size = sizeof(st) - 1;
+	/* The 0.1/0.2 layout ends where the postcopy counters begin: less is refused. */
+	const size_t old_size = offsetof(rdmig_stats, postcopy_requests);
+	st.size = old_size - 1;
 	EXPECT_EQ(-EINVAL, rdmig_query(src, &st));
+	memset(&st, 0xa5, sizeof(st));
+	st.size = old_size;
+	ASSERT_EQ(0, rdmig_query(src, &st)) << "a caller built against 0.2";
+	EXPECT_EQ(old_size, st.size);
+	EXPECT_EQ(RDMIG_STATUS_NONE, st.status);
+	EXPECT_EQ(0xa5a5a5a5a5a5a5a5ull, st.postcopy_requests) << "past its layout nothing is written";
 	struct {
 		rdmig_stats st;
 		uint8_t future[64];
