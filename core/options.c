@@ -181,6 +181,12 @@ int rdm_options_check(const struct rdm_options *o, char *err, size_t errlen)
 	ret = caps_check(o->caps, err, errlen);
 	if (ret)
 		return ret;
+	ret = params_check(o->params, err, errlen);
+	if (ret)
+		return ret;
+	/* Set in either order; a switch that could never happen must not look accepted. */
+	if (o->params[RDMIG_PARAM_POSTCOPY_AFTER] && !o->caps[RDMIG_CAP_POSTCOPY_RAM])
+		return rdm_errret(err, errlen, -EINVAL, "postcopy-after needs postcopy-ram");
 	/* postcopy-ram's transport and memory are checked with the URI (core/postcopy_dst.c). */
-	return params_check(o->params, err, errlen);
+	return 0;
 }

@@ -152,6 +152,18 @@ static void throttle_down(struct rdm_policy *p, uint64_t dirty_bytes, uint64_t t
 	p->throttle = min_u(p->throttle + inc, c->throttle_max);
 }
 
+bool rdm_policy_postcopy_due(struct rdm_policy *p, uint64_t expected_downtime_ms)
+{
+	if (!p->cfg.postcopy_after)
+		return false;
+	if (!p->best_downtime || expected_downtime_ms < p->best_downtime) {
+		p->best_downtime = expected_downtime_ms ? expected_downtime_ms : 1;
+		p->stalls = 0;
+		return false;
+	}
+	return ++p->stalls >= p->cfg.postcopy_after;
+}
+
 unsigned rdm_policy_after_sync(struct rdm_policy *p, uint64_t dirty_bytes, uint64_t dirty_pages,
 			       uint64_t sent_bytes, uint64_t period_ms)
 {

@@ -24,6 +24,7 @@ struct rdm_policy_cfg {
 	unsigned throttle_max;         /* % */
 	bool throttle_tailslow;
 	unsigned trigger_threshold;    /* % */
+	unsigned postcopy_after;       /* passes without progress before postcopy; 0 = never */
 };
 
 struct rdm_policy {
@@ -32,6 +33,8 @@ struct rdm_policy {
 	unsigned throttle;         /* current %, 0 = none */
 	unsigned dirty_high_count; /* consecutive periods dirtying too fast */
 	uint64_t dirty_pages_rate; /* pages/s in the last period */
+	uint64_t best_downtime;    /* the lowest expected downtime after a pass; 0 = none yet */
+	unsigned stalls;           /* passes since it last fell */
 };
 
 void rdm_policy_init(struct rdm_policy *p, const struct rdm_policy_cfg *cfg);
@@ -86,6 +89,13 @@ bool rdm_policy_should_switch(const struct rdm_policy *p, uint64_t remaining_byt
  */
 unsigned rdm_policy_after_sync(struct rdm_policy *p, uint64_t dirty_bytes, uint64_t dirty_pages,
 			       uint64_t sent_bytes, uint64_t period_ms);
+
+/*
+ * After a pass, with the downtime it leaves expected: true once postcopy_after
+ * passes in a row failed to bring it below the best one so far (precopy is
+ * not converging: switch to postcopy). Never with postcopy_after 0.
+ */
+bool rdm_policy_postcopy_due(struct rdm_policy *p, uint64_t expected_downtime_ms);
 
 /*
  * Bandwidth limit over a window: given bytes already sent in a window that

@@ -442,6 +442,12 @@ static int iterate(struct rdmig_session *s, struct rdm_ram *ram, uint64_t *seq)
 		rdm_src_update_stats(s, ram);
 		if (rdm_policy_should_switch(&s->policy, dbytes) || atomic_load(&s->pc_start))
 			return 0;
+		/* Not converging: switch to postcopy by itself (postcopy-after). */
+		if (rdm_policy_postcopy_due(&s->policy,
+					    rdm_policy_expected_downtime(&s->policy, dbytes))) {
+			atomic_store(&s->pc_start, true);
+			return 0;
+		}
 		ret = rdm_check_abort(s);
 		if (ret)
 			return ret;
@@ -662,6 +668,7 @@ int rdm_source_migrate(struct rdmig_session *s, const char *uri)
 		.throttle_max = (unsigned)s->opts.params[RDMIG_PARAM_MAX_CPU_THROTTLE],
 		.throttle_tailslow = s->opts.params[RDMIG_PARAM_CPU_THROTTLE_TAILSLOW] != 0,
 		.trigger_threshold = (unsigned)s->opts.params[RDMIG_PARAM_THROTTLE_TRIGGER_THRESHOLD],
+		.postcopy_after = (unsigned)s->opts.params[RDMIG_PARAM_POSTCOPY_AFTER],
 	};
 	rdm_policy_init(&s->policy, &pc);
 	s->stats.ram_remaining = s->stats.ram_total; /* all of it, until the first pass says */

@@ -294,7 +294,8 @@ class Postcopy : public ::testing::Test {
 		dst.Halt();
 		src.Halt();
 	}
-	void Run(int peer_timeout_ms)
+	/* after: 0, rdmig_postcopy_start() after two passes; else postcopy-after. */
+	void Run(int peer_timeout_ms, unsigned after = 0)
 	{
 		dst.dest = true;
 		ASSERT_TRUE(src.Map(pages) && dst.Map(pages));
@@ -304,6 +305,7 @@ class Postcopy : public ::testing::Test {
 		ASSERT_TRUE(ds && ss);
 		ASSERT_EQ(0, rdmig_set_parameter(ss, RDMIG_PARAM_MAX_BANDWIDTH, 16u << 20));
 		ASSERT_EQ(0, rdmig_set_parameter(ss, RDMIG_PARAM_DOWNTIME_LIMIT, 1));
+		ASSERT_EQ(0, rdmig_set_parameter(ss, RDMIG_PARAM_POSTCOPY_AFTER, after));
 		for (rdmig_session *s : {ss, ds})
 			ASSERT_EQ(0, rdmig_set_parameter(s, RDMIG_PARAM_PEER_TIMEOUT, peer_timeout_ms));
 		ASSERT_EQ(0, rdmig_incoming(ds, "tcp:127.0.0.1:0")) << rdmig_last_error(ds);
@@ -312,11 +314,13 @@ class Postcopy : public ::testing::Test {
 		src.threads.emplace_back([this] { src.Dirty(); });
 		std::string uri = "tcp:127.0.0.1:" + std::to_string(port);
 		ASSERT_EQ(0, rdmig_migrate(ss, uri.c_str())) << rdmig_last_error(ss);
-		ASSERT_TRUE(WaitFor(ss, 120000, [](const rdmig_stats &st) {
-			return st.dirty_sync_count >= 2 || st.status == RDMIG_STATUS_COMPLETED ||
-			       st.status == RDMIG_STATUS_FAILED;
-		}));
-		ASSERT_EQ(0, rdmig_postcopy_start(ss)) << rdmig_last_error(ss);
+		if (!after) {
+			ASSERT_TRUE(WaitFor(ss, 120000, [](const rdmig_stats &st) {
+				return st.dirty_sync_count >= 2 || st.status == RDMIG_STATUS_COMPLETED ||
+				       st.status == RDMIG_STATUS_FAILED;
+			}));
+			ASSERT_EQ(0, rdmig_postcopy_start(ss)) << rdmig_last_error(ss);
+		}
 		ASSERT_EQ(0, rdmig_wait(ss, 180000, &sfin));
 		ASSERT_EQ(0, rdmig_wait(ds, 180000, &dfin));
 		ASSERT_EQ(0, rdmig_query(ss, &sst));
@@ -329,43 +333,58 @@ class Postcopy : public ::testing::Test {
 		EXPECT_EQ(0u, src.starts.load()) << "the source VM must never run again";
 		EXPECT_EQ(1u, dst.starts.load());
 	}
+
+	/* Every page: the destination's own write, or byte for byte the source's. */
+	void ExpectEveryPage()
+	{
+		/* The destination's VM ran on the pages it had for a while more. */
+		usleep(200 * 1000);
+		dst.Halt();
+		src.Halt();
+		EXPECT_EQ(RDMIG_STATUS_COMPLETED, sfin) << rdmig_last_error(ss);
+		EXPECT_EQ(RDMIG_STATUS_COMPLETED, dfin) << rdmig_last_error(ds);
+		EXPECT_EQ(0u, dst_st.postcopy_pages_missing);
+		EXPECT_EQ(0u, dst.bad_reads.load()) << "the destination read torn or misplaced pages";
+		uint64_t own = 0, differ = 0;
+		for (unsigned b = 0; b < pages.size(); b++)
+			for (uint64_t p = 0; p < pages[b]; p++) {
+				const uint8_t *d = dst.blocks[b].mem + p * kPage;
+				const uint8_t *o = src.blocks[b].mem + p * kPage;
+				uint64_t v;
+				if (dst.wrote[b][p]) {
+					own++;
+					if (!PageIsSane(d, b, p, &v) || v != dst.wrote[b][p])
+						differ++;
+				} else if (crc32(0, d, kPage) != crc32(0, o, kPage) ||
+					   memcmp(d, o, kPage)) {
+					differ++;
+				}
+			}
+		EXPECT_GT(own, 0u);
+		EXPECT_EQ(0u, differ) << "pages neither the source's nor the destination's write";
+	}
 };
 
 TEST_F(Postcopy, DestinationRunsWhilePagesArriveAndEndsWithEveryPage)
 {
 	ASSERT_NO_FATAL_FAILURE(Run(10000));
-	/* The destination's VM ran on the pages it had for a while more. */
-	usleep(200 * 1000);
-	dst.Halt();
-	src.Halt();
-	EXPECT_EQ(RDMIG_STATUS_COMPLETED, sfin) << rdmig_last_error(ss);
-	EXPECT_EQ(RDMIG_STATUS_COMPLETED, dfin) << rdmig_last_error(ds);
+	ExpectEveryPage();
 	printf("postcopy: %llu page requests at the source, %llu sent; downtime %llu ms; the "
 	       "destination read %llu pages while they arrived\n",
 	       (unsigned long long)sst.postcopy_requests, (unsigned long long)dst_st.postcopy_requests,
 	       (unsigned long long)sst.downtime_ms, (unsigned long long)dst.reads.load());
 	EXPECT_GT(sst.postcopy_requests, 0u) << "no page was ever faulted for";
 	EXPECT_GT(dst_st.postcopy_requests, 0u);
-	EXPECT_EQ(0u, dst_st.postcopy_pages_missing);
-	EXPECT_EQ(0u, dst.bad_reads.load()) << "the destination read torn or misplaced pages";
+}
 
-	/* Every page: the destination's own write, or byte for byte the source's. */
-	uint64_t own = 0, differ = 0;
-	for (unsigned b = 0; b < pages.size(); b++)
-		for (uint64_t p = 0; p < pages[b]; p++) {
-			const uint8_t *d = dst.blocks[b].mem + p * kPage;
-			uint64_t v;
-			if (dst.wrote[b][p]) {
-				own++;
-				if (!PageIsSane(d, b, p, &v) || v != dst.wrote[b][p])
-					differ++;
-			} else if (crc32(0, d, kPage) != crc32(0, src.blocks[b].mem + p * kPage, kPage) ||
-				   memcmp(d, src.blocks[b].mem + p * kPage, kPage)) {
-				differ++;
-			}
-		}
-	EXPECT_GT(own, 0u);
-	EXPECT_EQ(0u, differ) << "pages that are neither the source's nor the destination's write";
+/* postcopy-after: precopy gets nowhere, and the source switches by itself. */
+TEST_F(Postcopy, SwitchesByItselfWhenPrecopyGetsNowhere)
+{
+	ASSERT_NO_FATAL_FAILURE(Run(10000, 2));
+	ExpectEveryPage();
+	printf("postcopy-after 2: switched after %llu passes\n",
+	       (unsigned long long)sst.dirty_sync_count);
+	EXPECT_GE(sst.dirty_sync_count, 3u) << "a best pass, then two without progress";
 }
 
 /*

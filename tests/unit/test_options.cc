@@ -54,6 +54,7 @@ struct rdm_options Permissive()
 	struct rdm_options o = Defaults();
 	o.params[RDMIG_PARAM_CPU_THROTTLE_INITIAL] = 1;
 	o.params[RDMIG_PARAM_MAX_CPU_THROTTLE] = 99;
+	o.caps[RDMIG_CAP_POSTCOPY_RAM] = true; /* what postcopy-after needs */
 	return o;
 }
 
@@ -232,6 +233,20 @@ TEST(Options, PostcopyAcceptedWithReturnPath)
 	ASSERT_EQ(rdm_options_set_cap(&o, RDMIG_CAP_POSTCOPY_RAM, true, err, sizeof(err)), 0);
 	EXPECT_TRUE(o.caps[RDMIG_CAP_POSTCOPY_RAM]);
 	EXPECT_EQ(rdm_options_check(&o, err, sizeof(err)), 0) << err;
+}
+
+TEST(Options, PostcopyAfterNeedsPostcopyRam)
+{
+	struct rdm_options o = Defaults();
+	char err[256] = "";
+	/* Either order is accepted when set; the migration's check refuses the lone parameter. */
+	ASSERT_EQ(rdm_options_set_param(&o, RDMIG_PARAM_POSTCOPY_AFTER, 3, err, sizeof(err)), 0);
+	EXPECT_EQ(rdm_options_check(&o, err, sizeof(err)), -EINVAL);
+	EXPECT_NE(strstr(err, "postcopy-after needs postcopy-ram"), nullptr) << err;
+	ASSERT_EQ(rdm_options_set_cap(&o, RDMIG_CAP_POSTCOPY_RAM, true, err, sizeof(err)), 0);
+	EXPECT_EQ(rdm_options_check(&o, err, sizeof(err)), 0) << err;
+	EXPECT_EQ(rdm_options_set_param(&o, RDMIG_PARAM_POSTCOPY_AFTER, 1001, err, sizeof(err)),
+		  -EINVAL);
 }
 
 TEST(Options, PostcopyWithAutoConvergeAllowed)

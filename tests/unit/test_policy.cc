@@ -409,3 +409,28 @@ TEST(Policy, LiveDowntimeLimitDecidesTheNextSwitch)
 	EXPECT_TRUE(rdm_policy_should_switch(&p, 10000000));
 	EXPECT_EQ(rdm_policy_downtime_limit(&p), 20000u);
 }
+
+TEST(Policy, PostcopyNeverWithoutPostcopyAfter)
+{
+	auto p = Make();
+	for (int i = 0; i < 100; i++)
+		EXPECT_FALSE(rdm_policy_postcopy_due(&p, 5000));
+}
+
+TEST(Policy, PostcopyDueAfterPassesWithoutProgress)
+{
+	auto c = Cfg();
+	c.postcopy_after = 3;
+	auto p = Make(c);
+	/* Falling: progress every pass. */
+	for (uint64_t d : {9000, 8000, 7000, 6000})
+		EXPECT_FALSE(rdm_policy_postcopy_due(&p, d)) << d;
+	/* Not below 6000 three times in a row: due on the third. */
+	EXPECT_FALSE(rdm_policy_postcopy_due(&p, 6500));
+	EXPECT_FALSE(rdm_policy_postcopy_due(&p, 6000));
+	/* A new best starts the count again. */
+	EXPECT_FALSE(rdm_policy_postcopy_due(&p, 5000));
+	EXPECT_FALSE(rdm_policy_postcopy_due(&p, 7000));
+	EXPECT_FALSE(rdm_policy_postcopy_due(&p, 5000));
+	EXPECT_TRUE(rdm_policy_postcopy_due(&p, UINT64_MAX)) << "no bandwidth known is no progress";
+}
