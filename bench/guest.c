@@ -36,6 +36,11 @@ struct guest {
 	uint64_t total_pages;
 
 	struct worker workers[GUEST_MAX_THREADS];
+	/* Destination: readers, started with the VM (postcopy: they fault on missing pages). */
+	pthread_t readers[GUEST_MAX_THREADS];
+	unsigned nreaders;
+	atomic_bool stop_readers;
+	_Atomic uint64_t reads;
 	atomic_bool stop_workers;
 	atomic_bool paused;
 	bool workload_running;
@@ -210,11 +215,20 @@ err_guest:
 	return ret;
 }
 
+static void stop_readers(struct guest *g)
+{
+	atomic_store(&g->stop_readers, true);
+	for (unsigned i = 0; i < g->nreaders; i++)
+		pthread_join(g->readers[i], NULL);
+	g->nreaders = 0;
+}
+
 void guest_destroy(struct guest *g)
 {
 	if (!g)
 		return;
 	guest_stop_workload(g);
+	stop_readers(g);
 	for (unsigned i = 0; i < g->nblocks; i++) {
 		munmap(g->blocks[i].host, g->blocks[i].len);
 		free((void *)g->blocks[i].log);
@@ -437,10 +451,34 @@ static int cb_hold(void *opaque, bool hold)
 	return 0;
 }
 
+/* A vCPU of the destination: one byte of a random page at a time, read only. */
+static void *reader_main(void *arg)
+{
+	struct guest *g = arg;
+	uint64_t rng = mix(g->cfg.seed + (uint64_t)(uintptr_t)&rng) | 1;
+
+	while (!atomic_load(&g->stop_readers)) {
+		uint64_t gpage = xorshift(&rng) % g->total_pages;
+		unsigned bi = 0;
+
+		while (gpage >= g->blocks[bi].npages)
+			gpage -= g->blocks[bi++].npages;
+		(void)*(volatile uint8_t *)(g->blocks[bi].host + gpage * g->cfg.page_size);
+		atomic_fetch_add_explicit(&g->reads, 1, memory_order_relaxed);
+	}
+	return NULL;
+}
+
 static int cb_vm_start(void *opaque)
 {
 	struct guest *g = opaque;
 
+	/* Called once per run on a destination; the session thread is the only caller. */
+	while (g->dest && g->nreaders < g->cfg.dest_readers && g->nreaders < GUEST_MAX_THREADS) {
+		if (pthread_create(&g->readers[g->nreaders], NULL, reader_main, g))
+			break;
+		g->nreaders++;
+	}
 	atomic_store(&g->paused, false);
 	atomic_fetch_add(&g->starts, 1);
 	return 0;
@@ -539,4 +577,5 @@ void guest_counters(struct guest *g, struct guest_counters *c)
 	c->starts = atomic_load(&g->starts);
 	c->running = !atomic_load(&g->paused);
 	c->devstate_loaded = g->devstate_loaded;
+	c->dest_reads = atomic_load(&g->reads);
 }

@@ -37,6 +37,7 @@ struct guest_cfg {
 	uint64_t seed;
 	uint32_t devstate_bytes; /* size of the device state blob */
 	enum track_kind tracker; /* how the source's dirty log is kept */
+	unsigned dest_readers;   /* destination: threads reading pages once its VM runs */
 };
 
 struct guest;
@@ -72,6 +73,7 @@ struct guest_counters {
 	unsigned stops, starts;
 	bool running;          /* not paused by vm_stop */
 	bool devstate_loaded;
+	uint64_t dest_reads;   /* pages the destination's readers touched */
 };
 void guest_counters(struct guest *g, struct guest_counters *c);
 /* CPU seconds the workload threads used so far (to leave them out of the cost). */

@@ -30,6 +30,8 @@ struct bench {
 	unsigned channels;
 	uint64_t chunk, max_bw, downtime, timeout_s;
 	bool pin_all, auto_converge, json, progress;
+	/* Postcopy: rdmig_postcopy_start() after this many passes, or postcopy-after; 0 = off. */
+	unsigned postcopy, postcopy_after;
 	/* Authentication: a secret (file, or random in --role both), the VM's uuid. */
 	uint8_t secret[1024];
 	size_t secret_len;
@@ -44,6 +46,8 @@ struct dest_report {
 	uint32_t devcrc;
 	double cpu_s;
 	char error[256];
+	struct rdmig_stats st; /* its stats at the end (postcopy: blocktime, fault latency) */
+	uint64_t reads;        /* pages its readers touched after its VM started */
 	uint32_t crc[MAX_BLOCKS];
 };
 
@@ -60,6 +64,11 @@ static void usage(FILE *f)
 		"  --pattern random|seq|hotset  --hot MiB  --threads N\n"
 		"  --channels N --chunk KiB --pin-all --max-bandwidth MiB/s\n"
 		"  --downtime-limit ms --auto-converge --timeout s (300)\n"
+		"  --postcopy N              switch to postcopy after N passes (tcp; both sides\n"
+		"                            set postcopy-ram, the destination reads its RAM once\n"
+		"                            it runs: --dest-readers threads, 2)\n"
+		"  --postcopy-after N        let the source switch by itself after N passes that\n"
+		"                            did not lower the expected downtime\n"
 		"  --dirty-tracker coop|soft-dirty|uffd-wp  how the guest's dirty log is kept (coop)\n"
 		"  --secret-file PATH        authenticate with the secret in PATH (16..1024 bytes),\n"
 		"                            the same file on both sides; --role both: a random one\n"
@@ -123,6 +132,7 @@ static int parse(int argc, char **argv, struct bench *b)
 		{"auto-converge", 0, 0, 'a'}, {"timeout", 1, 0, 'w'}, {"json", 0, 0, 'j'},
 		{"dirty-tracker", 1, 0, 'y'}, {"plot", 1, 0, 'g'}, {"secret-file", 1, 0, 'S'},
 		{"uuid", 1, 0, 'U'}, {"tls-psk", 1, 0, 'K'}, {"tls-x509", 1, 0, 'X'},
+		{"postcopy", 1, 0, 'Q'}, {"postcopy-after", 1, 0, 'q'}, {"dest-readers", 1, 0, 'R'},
 		{"help", 0, 0, 'h'}, {0, 0, 0, 0}};
 	int c;
 
@@ -162,6 +172,9 @@ static int parse(int argc, char **argv, struct bench *b)
 			}
 			b->has_uuid = true;
 			break;
+		case 'Q': b->postcopy = (unsigned)v; break;
+		case 'q': b->postcopy_after = (unsigned)v; break;
+		case 'R': b->g.dest_readers = (unsigned)v; break;
 		case 'K': b->tls_psk = optarg; break;
 		case 'X': b->tls_x509 = optarg; break;
 		case 'y':
@@ -244,6 +257,10 @@ static int configure(rdmig_session *s, const struct bench *b, bool dest)
 	ret |= rdmig_set_parameter(s, RDMIG_PARAM_MAX_BANDWIDTH, b->max_bw);
 	ret |= rdmig_set_parameter(s, RDMIG_PARAM_DOWNTIME_LIMIT, b->downtime);
 	ret |= rdmig_set_capability(s, RDMIG_CAP_AUTO_CONVERGE, b->auto_converge);
+	if (b->postcopy || b->postcopy_after)
+		ret |= rdmig_set_capability(s, RDMIG_CAP_POSTCOPY_RAM, true);
+	if (!dest)
+		ret |= rdmig_set_parameter(s, RDMIG_PARAM_POSTCOPY_AFTER, b->postcopy_after);
 	if (!ret && b->secret_len)
 		ret = rdmig_set_secret(s, b->secret, b->secret_len);
 	if (!ret && b->has_uuid)
@@ -257,6 +274,7 @@ static int configure(rdmig_session *s, const struct bench *b, bool dest)
 static int run_dest(const struct bench *b, int fd)
 {
 	struct dest_report *r = calloc(1, sizeof(*r));
+	struct guest_counters gc;
 	struct rdmig_callbacks cb;
 	enum rdmig_status st = RDMIG_STATUS_FAILED;
 	rdmig_session *s = NULL;
@@ -298,6 +316,10 @@ static int run_dest(const struct bench *b, int fd)
 	for (unsigned i = 0; i < r->nblocks; i++)
 		r->crc[i] = guest_block_crc(g, i);
 	r->devcrc = guest_devstate_crc(g);
+	r->st.size = sizeof(r->st);
+	rdmig_query(s, &r->st);
+	guest_counters(g, &gc);
+	r->reads = gc.dest_reads;
 out:
 	r->status = st;
 	r->cpu_s = process_cpu_s();
@@ -349,10 +371,12 @@ static int run_source(const struct bench *b, uint16_t port, int fd, pid_t child)
 	struct plot plot = {0};
 	char uri[300];
 	double cpu0, t0 = 0;
+	bool switched = false;
 	int ret;
 
 	if (!dr)
 		return -ENOMEM;
+	rep.postcopy = b->postcopy || b->postcopy_after;
 	ret = guest_create(&b->g, false, &g);
 	if (ret) {
 		fprintf(stderr, "rdmig-bench: cannot create the guest: %s\n",
@@ -384,6 +408,13 @@ static int run_source(const struct bench *b, uint16_t port, int fd, pid_t child)
 
 		rdmig_query(s, &now);
 		plot_sample(&plot, &now, now_s() - t0);
+		/* --postcopy N: like an operator's migrate-start-postcopy once N passes went. */
+		if (b->postcopy && !switched && now.dirty_sync_count >= b->postcopy &&
+		    now.status == RDMIG_STATUS_ACTIVE) {
+			if (rdmig_postcopy_start(s))
+				fprintf(stderr, "rdmig-bench: postcopy-start: %s\n", rdmig_last_error(s));
+			switched = true;
+		}
 		if (b->progress)
 			bench_print_progress(stderr, &now, b->g.ram_bytes);
 	}
@@ -402,6 +433,8 @@ static int run_source(const struct bench *b, uint16_t port, int fd, pid_t child)
 	if (fd >= 0 && read_full(fd, dr, sizeof(*dr)) == 0) {
 		rep.dest_status = dr->status;
 		rep.dest_cpu_s = dr->cpu_s;
+		rep.dst = dr->st;
+		rep.dest_reads = dr->reads;
 		for (unsigned i = 0; i < rep.nblocks && i < dr->nblocks; i++)
 			rep.blocks_verified += guest_block_crc(g, i) == dr->crc[i];
 		rep.devstate_verified = dr->devcrc == guest_devstate_crc(g);
@@ -451,6 +484,9 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	b.progress = isatty(STDERR_FILENO) && !b.json;
+	/* A destination that runs first must touch its RAM, or no page is ever pulled. */
+	if ((b.postcopy || b.postcopy_after) && !b.g.dest_readers)
+		b.g.dest_readers = 2;
 	if (!strcmp(b.role, "dest"))
 		return run_dest(&b, -1);
 	if (!strcmp(b.role, "source")) {

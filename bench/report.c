@@ -33,6 +33,23 @@ void bench_print_table(FILE *f, const struct bench_report *r)
 	fprintf(f, "  %-22s %.2f s\n", "source CPU", r->src_cpu_s);
 	fprintf(f, "  %-22s %.2f s\n", "destination CPU", r->dest_cpu_s);
 	fprintf(f, "  %-22s %u %%\n", "throttle reached", r->max_throttle);
+	if (r->postcopy) {
+		const struct rdmig_stats *d = &r->dst;
+
+		fprintf(f, "  %-22s %llu received, %llu sent by the destination\n",
+			"postcopy requests", (unsigned long long)s->postcopy_requests,
+			(unsigned long long)d->postcopy_requests);
+		fprintf(f, "  %-22s %llu pulled, %llu pushed\n", "postcopy pages",
+			(unsigned long long)s->postcopy_pages_pulled,
+			(unsigned long long)s->postcopy_pages_pushed);
+		fprintf(f, "  %-22s %llu ms (destination threads, summed)\n", "blocktime",
+			(unsigned long long)d->postcopy_blocktime_ms);
+		fprintf(f, "  %-22s p50 %llu us, p99 %llu us, max %llu us\n", "fault latency",
+			(unsigned long long)d->postcopy_latency_p50_us,
+			(unsigned long long)d->postcopy_latency_p99_us,
+			(unsigned long long)d->postcopy_latency_max_us);
+		fprintf(f, "  %-22s %llu\n", "destination reads", (unsigned long long)r->dest_reads);
+	}
 	fprintf(f, "  %-22s %s (%u/%u blocks CRC32, device state %s)\n", "memory verified",
 		r->verified ? "yes" : "NO", r->blocks_verified, r->nblocks,
 		r->devstate_verified ? "ok" : "differs");
@@ -77,6 +94,18 @@ void bench_print_json(FILE *f, const struct bench_report *r)
 		bench_throughput_mibs(r), r->src_cpu_s, r->dest_cpu_s, r->max_throttle,
 		r->verified ? "true" : "false");
 	json_str(f, r->error);
+	if (r->postcopy)
+		fprintf(f, ", \"postcopy\": {\"requests\": %llu, \"pulled\": %llu, \"pushed\": %llu, "
+			   "\"blocktime_ms\": %llu, \"latency_p50_us\": %llu, \"latency_p99_us\": %llu, "
+			   "\"latency_max_us\": %llu, \"dest_reads\": %llu}",
+			(unsigned long long)r->src.postcopy_requests,
+			(unsigned long long)r->src.postcopy_pages_pulled,
+			(unsigned long long)r->src.postcopy_pages_pushed,
+			(unsigned long long)r->dst.postcopy_blocktime_ms,
+			(unsigned long long)r->dst.postcopy_latency_p50_us,
+			(unsigned long long)r->dst.postcopy_latency_p99_us,
+			(unsigned long long)r->dst.postcopy_latency_max_us,
+			(unsigned long long)r->dest_reads);
 	fprintf(f, "}\n");
 }
 

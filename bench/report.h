@@ -27,6 +27,9 @@ struct bench_report {
 	unsigned blocks_verified; /* blocks whose CRC32 matched */
 	bool devstate_verified;
 	bool verified;            /* every block and the device state matched */
+	bool postcopy;            /* --postcopy or --postcopy-after */
+	struct rdmig_stats dst;   /* destination stats at the end */
+	uint64_t dest_reads;      /* pages the destination's readers touched */
 	char error[256];
 };
 

@@ -35,6 +35,7 @@ struct rdm_ram;
 
 #define RDM_PC_RING 256u               /* page requests queued at the source */
 #define RDM_PC_REQ_MAX (2ull << 20)    /* the most one request may ask for */
+#define RDM_PC_PIECE (64u << 10)       /* background pages go in pieces of this, at most */
 
 /* The source's queue of page requests (in the session, under its lock). */
 struct rdm_pc_src {

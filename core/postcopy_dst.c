@@ -160,6 +160,10 @@ uint64_t rdm_pc_publish(struct rdm_pc_dst *d)
 	pthread_mutex_lock(&s->lock);
 	s->stats.postcopy_requests = st.requests;
 	s->stats.postcopy_pages_missing = missing;
+	s->stats.postcopy_blocktime_ms = st.blocktime_us / 1000;
+	s->stats.postcopy_latency_p50_us = st.latency_p50_us;
+	s->stats.postcopy_latency_p99_us = st.latency_p99_us;
+	s->stats.postcopy_latency_max_us = st.latency_max_us;
 	pthread_mutex_unlock(&s->lock);
 	return missing;
 }

@@ -44,6 +44,8 @@ void rdm_ram_publish(struct rdm_ram *r)
 	s->stats.ram_normal_bytes = r->normal_bytes;
 	s->stats.ram_duplicate = r->zero_pages;
 	s->stats.ram_remaining = r->remaining;
+	s->stats.postcopy_pages_pulled = r->pc_pulled;
+	s->stats.postcopy_pages_pushed = r->pc_pushed;
 	pthread_mutex_unlock(&s->lock);
 }
 
@@ -306,7 +308,9 @@ int rdm_ram_send_next(struct rdm_ram *r, unsigned *bi, uint64_t *pos)
 	for (; *bi < s->nblocks; (*bi)++, *pos = 0) {
 		struct rdm_block *b = &s->blocks[*bi];
 		uint64_t cpages = chunk / b->page_size ? chunk / b->page_size : 1;
-		uint64_t n = rdm_bitmap_next_run(b->dirty, b->npages, pos, cpages, cpages);
+		/* Small pieces: a request waits for one of them at most, not a whole chunk. */
+		uint64_t max = RDM_PC_PIECE / b->page_size ? RDM_PC_PIECE / b->page_size : 1;
+		uint64_t n = rdm_bitmap_next_run(b->dirty, b->npages, pos, max, cpages);
 
 		if (!n)
 			continue;

@@ -53,7 +53,7 @@ int rdm_ram_send_dirty(struct rdm_ram *r);
  * Postcopy. send_pages: pages [first, first + n) of block bi now, dirty or
  * not (a request: the destination lacks them), their dirty bits cleared.
  * send_next: the next dirty run at or after the cursor (*bi, *pos), one
- * chunk at most; 1 when it sent one, 0 when no dirty page is left. flush:
+ * piece (RDM_PC_PIECE) at most, within a chunk; 1 when it sent one, 0 when no dirty page is left. flush:
  * zero runs still held go out.
  */
 int rdm_ram_send_pages(struct rdm_ram *r, unsigned bi, uint64_t first, uint64_t n);

@@ -134,6 +134,12 @@ struct rdmig_stats {
 	/* Since 0.3 (a caller built before gets the fields above only). */
 	uint64_t postcopy_requests;    /* page requests: received (source), sent (destination) */
 	uint64_t postcopy_pages_missing; /* destination: pages dropped at the switch, not yet here */
+	uint64_t postcopy_pages_pulled; /* source: pages sent because they were asked for */
+	uint64_t postcopy_pages_pushed; /* source: pages sent in the background */
+	/* Destination: QEMU's postcopy-blocktime (summed over the faulting threads) and the
+	 * time from a fault to its page's arrival. */
+	uint64_t postcopy_blocktime_ms;
+	uint64_t postcopy_latency_p50_us, postcopy_latency_p99_us, postcopy_latency_max_us;
 };
 /* An initializer with size set: struct rdmig_stats st = RDMIG_STATS_INIT; */
 #ifdef __cplusplus
