@@ -77,10 +77,11 @@ bool PageIsSane(const uint8_t *p, unsigned block, uint64_t page, uint64_t *versi
 	       h.crc == (uint32_t)crc32(0, p + sizeof(h), kPage - sizeof(h));
 }
 
+/* Pages in the test's sense are 4 KiB units, whatever the block's page size. */
 struct Block {
 	uint8_t *mem = nullptr;
-	uint64_t npages = 0;
-	std::vector<uint64_t> dirty; /* source: the log, under Vm::mu */
+	uint64_t npages = 0;         /* 4 KiB units */
+	std::vector<uint64_t> dirty; /* source: the log, a bit per block page, under Vm::mu */
 };
 
 /* One side's guest: its blocks and whatever its threads do to them. */
@@ -96,6 +97,8 @@ struct Vm {
 	std::atomic<uint64_t> reads{0}, bad_reads{0};
 	std::vector<std::vector<uint64_t>> wrote; /* the last version written there, 0: none */
 	bool dest = false;
+	uint32_t ps = kPage; /* the blocks' page size: 4 KiB, or 2 MiB hugetlb */
+	bool shared = false; /* shared memory (shmem), not private anonymous */
 
 	~Vm()
 	{
@@ -108,13 +111,15 @@ struct Vm {
 	{
 		for (uint64_t n : pages) {
 			Block b;
+			int huge = ps > kPage ? MAP_HUGETLB : 0;
 			void *m = mmap(nullptr, n * kPage, PROT_READ | PROT_WRITE,
-				       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+				       (shared ? MAP_SHARED : MAP_PRIVATE) | MAP_ANONYMOUS | huge,
+				       -1, 0);
 			if (m == MAP_FAILED)
 				return false;
 			b.mem = (uint8_t *)m;
 			b.npages = n;
-			b.dirty.assign((n + 63) / 64, 0);
+			b.dirty.assign((n / (ps / kPage) + 63) / 64, 0);
 			blocks.push_back(std::move(b));
 			wrote.emplace_back(n, 0);
 		}
@@ -150,8 +155,9 @@ struct Vm {
 				unsigned b = (unsigned)(x % blocks.size());
 				uint64_t p = (x >> 8) % blocks[b].npages;
 				WritePage(blocks[b].mem + p * kPage, b, p, ++ver[b][p]);
+				uint64_t bp = p / (ps / kPage);
 				std::lock_guard<std::mutex> l(mu);
-				blocks[b].dirty[p / 64] |= 1ull << (p % 64);
+				blocks[b].dirty[bp / 64] |= 1ull << (bp % 64);
 			}
 			run.unlock();
 			usleep(1000);
@@ -250,7 +256,7 @@ rdmig_session *Session(rdmig_role role, Vm *vm)
 	for (unsigned i = 0; i < vm->blocks.size(); i++) {
 		std::string name = "ram" + std::to_string(i);
 		if (rdmig_add_block(s, name.c_str(), vm->blocks[i].mem, vm->blocks[i].npages * kPage,
-				    kPage)) {
+				    vm->ps)) {
 			rdmig_session_destroy(s);
 			return nullptr;
 		}
@@ -272,7 +278,7 @@ std::string NoUffd()
  */
 class Postcopy : public ::testing::Test {
       protected:
-	const std::vector<uint64_t> pages = {4096, 2048};
+	std::vector<uint64_t> pages = {4096, 2048}; /* 4 KiB units per block */
 	Vm src, dst;
 	rdmig_session *ss = nullptr, *ds = nullptr;
 	rdmig_status sfin = RDMIG_STATUS_NONE, dfin = RDMIG_STATUS_NONE;
@@ -299,6 +305,7 @@ class Postcopy : public ::testing::Test {
 	{
 		dst.dest = true;
 		ASSERT_TRUE(src.Map(pages) && dst.Map(pages));
+		ASSERT_EQ(src.ps, dst.ps);
 		src.Fill();
 		ds = Session(RDMIG_ROLE_DEST, &dst);
 		ss = Session(RDMIG_ROLE_SOURCE, &src);
@@ -337,12 +344,17 @@ class Postcopy : public ::testing::Test {
 	/* Every page: the destination's own write, or byte for byte the source's. */
 	void ExpectEveryPage()
 	{
+		/* A failed postcopy leaves its threads waiting on missing pages until destroyed. */
+		if (dfin != RDMIG_STATUS_COMPLETED) {
+			rdmig_session_destroy(ds);
+			ds = nullptr;
+		}
 		/* The destination's VM ran on the pages it had for a while more. */
 		usleep(200 * 1000);
 		dst.Halt();
 		src.Halt();
 		EXPECT_EQ(RDMIG_STATUS_COMPLETED, sfin) << rdmig_last_error(ss);
-		EXPECT_EQ(RDMIG_STATUS_COMPLETED, dfin) << rdmig_last_error(ds);
+		EXPECT_EQ(RDMIG_STATUS_COMPLETED, dfin) << dst_st.error_desc;
 		EXPECT_EQ(0u, dst_st.postcopy_pages_missing);
 		EXPECT_EQ(0u, dst.bad_reads.load()) << "the destination read torn or misplaced pages";
 		uint64_t own = 0, differ = 0;
@@ -375,6 +387,38 @@ TEST_F(Postcopy, DestinationRunsWhilePagesArriveAndEndsWithEveryPage)
 	       (unsigned long long)sst.downtime_ms, (unsigned long long)dst.reads.load());
 	EXPECT_GT(sst.postcopy_requests, 0u) << "no page was ever faulted for";
 	EXPECT_GT(dst_st.postcopy_requests, 0u);
+}
+
+/*
+ * 2 MiB hugetlb blocks (6 MiB a side, scripts/check reserves the pages): a
+ * fault pulls a whole 2 MiB page, and the background push sends whole ones.
+ */
+TEST_F(Postcopy, HugetlbBlocks)
+{
+	pages = {1024, 512};
+	src.ps = dst.ps = 2u << 20;
+	void *probe = mmap(nullptr, 12u << 20, PROT_READ | PROT_WRITE,
+			   MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB | MAP_POPULATE, -1, 0);
+	if (probe == MAP_FAILED)
+		GTEST_SKIP() << "no six free 2 MiB hugetlb pages a side (vm.nr_hugepages; "
+				"scripts/check reserves them)";
+	munmap(probe, 12u << 20);
+	ASSERT_NO_FATAL_FAILURE(Run(10000));
+	ExpectEveryPage();
+	printf("postcopy, 2 MiB pages: %llu requests, %llu pulled, %llu pushed\n",
+	       (unsigned long long)sst.postcopy_requests,
+	       (unsigned long long)sst.postcopy_pages_pulled,
+	       (unsigned long long)sst.postcopy_pages_pushed);
+	EXPECT_GT(sst.postcopy_requests, 0u);
+}
+
+/* Shared memory (a VMM's memfd or shm RAM): discards must punch the page cache. */
+TEST_F(Postcopy, SharedMemoryBlocks)
+{
+	src.shared = dst.shared = true;
+	ASSERT_NO_FATAL_FAILURE(Run(10000));
+	ExpectEveryPage();
+	EXPECT_GT(sst.postcopy_requests, 0u);
 }
 
 /* postcopy-after: precopy gets nowhere, and the source switches by itself. */

@@ -335,6 +335,8 @@ static int tcp_set_blocks(struct rdm_tp *tp, const struct rdm_tp_block *b, unsig
 	for (i = 0; i < n; i++) {
 		blk[i].host = b[i].host;
 		blk[i].len = b[i].len;
+		/* A page never spans two channels: postcopy places whole pages only. */
+		blk[i].chunk = t->chunk_size > b[i].page_size ? t->chunk_size : b[i].page_size;
 	}
 	t->blk = blk;
 	t->nblk = n;
@@ -401,8 +403,8 @@ static int tcp_write(struct rdm_tp *tp, unsigned block, uint64_t off, uint64_t l
 
 	while (len) {
 		/* Split at chunk boundaries: chunk k of block b always rides channel (b+k)%n. */
-		uint64_t k = off / t->chunk_size;
-		uint64_t piece = (k + 1) * t->chunk_size - off;
+		uint64_t k = off / t->blk[block].chunk;
+		uint64_t piece = (k + 1) * t->blk[block].chunk - off;
 		unsigned c = (unsigned)((block + k) % t->nchan);
 
 		if (piece > len)

@@ -82,6 +82,7 @@ struct rdm_tcp_chan {
 struct rdm_tcp_blk {
 	uint8_t *host;
 	uint64_t len;
+	uint64_t chunk; /* channel mapping unit: chunk_size, or the page when larger */
 };
 
 struct rdm_tcp {
