@@ -27,12 +27,20 @@ int plot_open(struct plot *p)
 
 void plot_sample(struct plot *p, const struct rdmig_stats *st, double t_s)
 {
-	if (!p->data || st->dirty_sync_count == p->last_sync)
+	bool pc = st->status == RDMIG_STATUS_POSTCOPY_ACTIVE;
+
+	if (!p->data)
+		return;
+	if (st->dirty_sync_count == p->last_sync && !(pc && t_s - p->last_t >= 0.1))
 		return;
 	p->last_sync = st->dirty_sync_count;
-	fprintf(p->data, "%.3f %.2f %.3f %llu\n", t_s, st->mbps,
+	p->last_t = t_s;
+	p->postcopy |= st->postcopy_pages_pulled || st->postcopy_pages_pushed;
+	fprintf(p->data, "%.3f %.2f %.3f %llu %llu %llu\n", t_s, st->mbps,
 		(double)st->ram_remaining / (1024.0 * 1024.0),
-		(unsigned long long)st->dirty_sync_count);
+		(unsigned long long)st->dirty_sync_count,
+		(unsigned long long)st->postcopy_pages_pulled,
+		(unsigned long long)st->postcopy_pages_pushed);
 	p->points++;
 }
 
@@ -51,8 +59,9 @@ int plot_finish(struct plot *p, const char *png, const char *title)
 		return -errno;
 	}
 	fprintf(g,
-		"set terminal pngcairo size 900,500 font 'sans,10'\n"
+		"set terminal pngcairo size 900,%d font 'sans,10'\n"
 		"set output '%s'\n"
+		"%s"
 		"set title '%s'\n"
 		"set xlabel 'time (s)'\n"
 		"set ylabel 'throughput (Mbit/s)'\n"
@@ -63,7 +72,19 @@ int plot_finish(struct plot *p, const char *png, const char *title)
 		"set key top right\n"
 		"plot '%s' using 1:2 axes x1y1 with linespoints lw 2 title 'throughput', "
 		"'%s' using 1:3 axes x1y2 with linespoints lw 2 title 'bytes remaining'\n",
-		png, title, p->data_path, p->data_path);
+		p->postcopy ? 800 : 500, png, p->postcopy ? "set multiplot layout 2,1\n" : "",
+		title, p->data_path, p->data_path);
+	if (p->postcopy)
+		fprintf(g,
+			"set title 'postcopy: pages sent'\n"
+			"unset y2label\n"
+			"unset y2tics\n"
+			"set ylabel 'pages'\n"
+			"set key top left\n"
+			"plot '%s' using 1:5 with lines lw 2 title 'pulled (requested)', "
+			"'%s' using 1:6 with lines lw 2 title 'pushed (background)'\n"
+			"unset multiplot\n",
+			p->data_path, p->data_path);
 	ret = pclose(g);
 	unlink(p->data_path);
 	return ret == 0 ? 0 : -EIO;

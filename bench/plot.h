@@ -1,8 +1,13 @@
 /* SPDX-License-Identifier: MIT */
-/* --plot: throughput and bytes remaining over time, one point per iteration, by gnuplot. */
+/*
+ * --plot: throughput and bytes remaining over time, one point per iteration,
+ * by gnuplot; with postcopy a second panel: pages pulled on request and
+ * pushed in the background, sampled every 100 ms while postcopy runs.
+ */
 #ifndef RDMIG_BENCH_PLOT_H
 #define RDMIG_BENCH_PLOT_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 
@@ -12,7 +17,9 @@ struct plot {
 	FILE *data;
 	char data_path[64];
 	uint64_t last_sync;
+	double last_t;
 	unsigned points;
+	bool postcopy; /* a postcopy page was seen */
 };
 
 int plot_open(struct plot *p);
