@@ -12,7 +12,8 @@
  *   device state, COMPLETE, the commit (commit.h): GO starts the VM there
  *   postcopy-active                            postcopy-active
  *   the dirty pages, in the background;   <--  RP_REQ_PAGES for a page a thread
- *   a requested page goes ahead of them        of the VM faulted on
+ *   the return-path thread sends a             of the VM faulted on
+ *   requested page at once, beside them
  *   fence, POSTCOPY_END seq               -->  pages of seq in, userfaultfd off
  *                                         <--  RP_FENCE_ACK seq; both completed
  *
@@ -33,22 +34,24 @@
 struct rdmig_session;
 struct rdm_ram;
 
-#define RDM_PC_RING 256u               /* page requests queued at the source */
 #define RDM_PC_REQ_MAX (2ull << 20)    /* the most one request may ask for */
 #define RDM_PC_PIECE (64u << 10)       /* background pages go in pieces of this, at most */
 
-/* The source's queue of page requests (in the session, under its lock). */
+/* The source's page requests (in the session, under its lock). */
 struct rdm_pc_src {
 	bool listening; /* LISTEN sent: requests are accepted */
-	struct rdm_req_pages ring[RDM_PC_RING];
-	unsigned head, count;
-	uint64_t requests, dropped; /* dropped: the ring was full (the push brings those) */
+	uint64_t requests, pulled, pulled_bytes;
 };
 
 /* Either side: whether postcopy can run over this session's URI and memory. */
 int rdm_pc_check(struct rdmig_session *s);
 
-/* Source, return-path thread: a RP_REQ_PAGES, bounds checked, queued. */
+/*
+ * Source, return-path thread: a RP_REQ_PAGES, bounds checked, and its pages
+ * sent at once, beside the background push (the VM is stopped: the same
+ * bytes either way, and the first copy wins there). From LISTEN on, so a
+ * page the destination's load_state touches comes too.
+ */
 int rdm_pc_request(struct rdmig_session *s, const struct rdm_req_pages *r);
 /*
  * Source, instead of the precopy switchover (VM running, after a pass):

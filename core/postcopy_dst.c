@@ -34,7 +34,7 @@ static void on_fault(void *opaque, unsigned block, uint64_t page)
 	m.u.req.length = s->blocks[block].page_size;
 	pthread_mutex_lock(&d->tx_lock);
 	if (!d->lost)
-		rdm_send_msg(s, &m); /* a lost link is the serve loop's to report */
+		rdm_quiet_send(s, &m); /* a lost link is the serve loop's to report */
 	pthread_mutex_unlock(&d->tx_lock);
 }
 

@@ -17,8 +17,8 @@
 int rdm_pc_request(struct rdmig_session *s, const struct rdm_req_pages *r)
 {
 	const struct rdm_block *b;
-	struct rdm_pc_src *pc = &s->pc;
-	int ret = 0;
+	bool listening;
+	int ret;
 
 	if (r->block >= s->nblocks) {
 		rdm_set_error(s, "page request for block %u of %u", r->block, s->nblocks);
@@ -33,38 +33,26 @@ int rdm_pc_request(struct rdmig_session *s, const struct rdm_req_pages *r)
 		return -EBADMSG;
 	}
 	pthread_mutex_lock(&s->lock);
-	if (!pc->listening) {
-		ret = -EPROTO;
-	} else if (pc->count == RDM_PC_RING) {
-		pc->dropped++; /* the background push brings it, only later */
-	} else {
-		pc->ring[(pc->head + pc->count) % RDM_PC_RING] = *r;
-		pc->count++;
-	}
-	if (!ret) {
-		pc->requests++;
-		s->stats.postcopy_requests = pc->requests;
-	}
+	listening = s->pc.listening;
 	pthread_mutex_unlock(&s->lock);
-	if (ret)
+	if (!listening) {
 		rdm_set_error(s, "page request before postcopy began");
-	return ret;
-}
-
-/* The oldest queued request, if any. */
-static bool next_request(struct rdmig_session *s, struct rdm_req_pages *r)
-{
-	bool got = false;
-
-	pthread_mutex_lock(&s->lock);
-	if (s->pc.count) {
-		*r = s->pc.ring[s->pc.head];
-		s->pc.head = (s->pc.head + 1) % RDM_PC_RING;
-		s->pc.count--;
-		got = true;
+		return -EPROTO;
 	}
+	/* Not rate limited: a thread of the VM waits for it. */
+	ret = rdm_tp_write(s->tp, r->block, r->offset, r->length);
+	if (ret) {
+		rdm_set_error(s, "sending requested pages: %s", rdm_tp_why(ret));
+		return ret;
+	}
+	pthread_mutex_lock(&s->lock);
+	s->pc.requests++;
+	s->pc.pulled += r->length / b->page_size;
+	s->pc.pulled_bytes += r->length;
+	s->stats.postcopy_requests = s->pc.requests;
+	s->stats.postcopy_pages_pulled = s->pc.pulled;
 	pthread_mutex_unlock(&s->lock);
-	return got;
+	return 0;
 }
 
 static int send_seq(struct rdmig_session *s, enum rdm_msg_type type, uint64_t seq)
@@ -142,22 +130,14 @@ static int handover(struct rdmig_session *s, struct rdm_ram *ram, uint64_t seq, 
 	return 0;
 }
 
-/* Every dirty page goes; after each chunk the queued requests go first. */
+/* Every dirty page goes, a piece at a time (requests go beside them, from rp_main). */
 static int push(struct rdmig_session *s, struct rdm_ram *ram)
 {
-	struct rdm_req_pages r;
 	unsigned bi = 0;
 	uint64_t pos = 0;
 	int ret;
 
 	for (;;) {
-		while (next_request(s, &r)) {
-			uint32_t ps = s->blocks[r.block].page_size;
-
-			ret = rdm_ram_send_pages(ram, r.block, r.offset / ps, r.length / ps);
-			if (ret)
-				return ret;
-		}
 		ret = rdm_check_abort(s);
 		if (ret)
 			return ret;

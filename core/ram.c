@@ -44,7 +44,7 @@ void rdm_ram_publish(struct rdm_ram *r)
 	s->stats.ram_normal_bytes = r->normal_bytes;
 	s->stats.ram_duplicate = r->zero_pages;
 	s->stats.ram_remaining = r->remaining;
-	s->stats.postcopy_pages_pulled = r->pc_pulled;
+	s->stats.ram_transferred += s->pc.pulled_bytes; /* sent by the return-path thread */
 	s->stats.postcopy_pages_pushed = r->pc_pushed;
 	pthread_mutex_unlock(&s->lock);
 }
@@ -123,8 +123,6 @@ static int rate_limit(struct rdm_ram *r, uint64_t len)
 	struct rdmig_session *s = r->s;
 	uint64_t wait;
 
-	if (r->urgent)
-		return 0;
 	for (;;) {
 		wait = rdm_rate_take(&r->rate, rdm_policy_max_bandwidth(&s->policy), len, now_us());
 		if (!wait)
@@ -271,32 +269,10 @@ int rdm_ram_sync(struct rdm_ram *r, uint64_t *pages, uint64_t *bytes)
 	return 0;
 }
 
-static bool test_clear(uint64_t *map, uint64_t i)
+static void clear_range(uint64_t *map, uint64_t first, uint64_t n)
 {
-	uint64_t bit = 1ull << (i % 64);
-	bool was = map[i / 64] & bit;
-
-	map[i / 64] &= ~bit;
-	return was;
-}
-
-int rdm_ram_send_pages(struct rdm_ram *r, unsigned bi, uint64_t first, uint64_t n)
-{
-	struct rdm_block *b = &r->s->blocks[bi];
-	uint64_t was = 0;
-	int ret;
-
-	for (uint64_t p = first; p < first + n; p++)
-		was += test_clear(b->dirty, p);
-	r->remaining -= r->remaining < was * b->page_size ? r->remaining : was * b->page_size;
-	r->urgent = true;
-	ret = send_run(r, bi, first, n);
-	r->urgent = false;
-	if (!ret)
-		ret = flush_zero(r); /* a zero page asked for must not wait for company */
-	r->pc_pulled += n;
-	maybe_publish(r);
-	return ret;
+	for (uint64_t i = first; i < first + n; i++)
+		map[i / 64] &= ~(1ull << (i % 64));
 }
 
 int rdm_ram_send_next(struct rdm_ram *r, unsigned *bi, uint64_t *pos)
@@ -314,8 +290,7 @@ int rdm_ram_send_next(struct rdm_ram *r, unsigned *bi, uint64_t *pos)
 
 		if (!n)
 			continue;
-		for (uint64_t p = *pos; p < *pos + n; p++)
-			test_clear(b->dirty, p);
+		clear_range(b->dirty, *pos, n);
 		ret = send_run(r, *bi, *pos, n);
 		if (!ret)
 			ret = flush_zero(r);

@@ -34,8 +34,7 @@ struct rdm_ram {
 	struct rdm_rate rate;          /* max-bandwidth */
 	uint64_t next_stats;           /* bytes_total at which stats refresh */
 	uint64_t next_stats_ms;        /* ... or this time, whichever comes first */
-	bool urgent;                   /* postcopy: requested pages skip max-bandwidth */
-	uint64_t pc_pulled, pc_pushed; /* postcopy: pages sent on request / in the background */
+	uint64_t pc_pushed;            /* postcopy: pages sent in the background */
 };
 
 /* Every page starts dirty: the first pass sends all of RAM. */
@@ -50,13 +49,10 @@ void rdm_ram_fini(struct rdm_ram *r);
 int rdm_ram_send_dirty(struct rdm_ram *r);
 
 /*
- * Postcopy. send_pages: pages [first, first + n) of block bi now, dirty or
- * not (a request: the destination lacks them), their dirty bits cleared.
- * send_next: the next dirty run at or after the cursor (*bi, *pos), one
+ * Postcopy. send_next: the next dirty run at or after the cursor (*bi, *pos), one
  * piece (RDM_PC_PIECE) at most, within a chunk; 1 when it sent one, 0 when no dirty page is left. flush:
  * zero runs still held go out.
  */
-int rdm_ram_send_pages(struct rdm_ram *r, unsigned bi, uint64_t first, uint64_t n);
 int rdm_ram_send_next(struct rdm_ram *r, unsigned *bi, uint64_t *pos);
 int rdm_ram_flush(struct rdm_ram *r);
 

@@ -93,6 +93,7 @@ static void *rp_main(void *arg)
 	struct rdmig_session *s = arg;
 	int timeout = (int)s->opts.params[RDMIG_PARAM_PEER_TIMEOUT];
 	uint64_t last_rx = rdm_now_ms(), last_ping = 0;
+	bool ping_failed = false;
 	struct rdm_msg m;
 	uint8_t *buf;
 	int ret = 0;
@@ -110,15 +111,18 @@ static void *rp_main(void *arg)
 		pthread_mutex_unlock(&s->lock);
 		if (stop)
 			break;
-		/* Pings keep both sides' silence detectors quiet while RAM flows. */
-		if (now - last_ping >= (uint64_t)timeout / 4) {
+		/*
+		 * Pings keep both sides' silence detectors quiet while RAM flows.
+		 * A ping that cannot go out ends nothing by itself: the peer may
+		 * have said DONE and hung up, and the receive below still hands
+		 * over every message it sent before it did, then the loss.
+		 */
+		if (!ping_failed && now - last_ping >= (uint64_t)timeout / 4) {
 			struct rdm_msg ping = {.type = RDM_MSG_RP_PING};
 
 			ping.u.u32.value = (uint32_t)now;
 			last_ping = now;
-			ret = rdm_send_msg(s, &ping);
-			if (ret)
-				break;
+			ping_failed = rdm_quiet_send(s, &ping) != 0;
 		}
 		ret = rdm_recv_msg(s, buf, RDM_CTRL_BUF, &m, 100);
 		if (ret == -ETIMEDOUT) {

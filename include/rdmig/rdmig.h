@@ -308,8 +308,8 @@ int rdmig_continue(rdmig_session *s);
  * fetched ahead of them. From "go" on the VM never runs at the source again:
  * a failure after it leaves the VM at the destination, missing what had not
  * arrived (FAILED; the destination's threads wait on such pages until its
- * session is destroyed). The destination's load_state callback must not touch
- * guest RAM (its pages are fetched only once the VM runs there). -EINVAL
+ * session is destroyed). The destination's load_state callback may touch
+ * guest RAM: a page not there yet is fetched like any fault. -EINVAL
  * without the capability, on a destination, or in any other state.
  */
 int rdmig_postcopy_start(rdmig_session *s);

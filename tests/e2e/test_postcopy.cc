@@ -94,7 +94,7 @@ struct Vm {
 	std::atomic<uint32_t> seen{0}; /* a bit per rdmig_status reached */
 	std::vector<std::thread> threads;
 	/* Destination. */
-	std::atomic<uint64_t> reads{0}, bad_reads{0};
+	std::atomic<uint64_t> reads{0}, bad_reads{0}, load_reads{0};
 	std::vector<std::vector<uint64_t>> wrote; /* the last version written there, 0: none */
 	bool dest = false;
 	uint32_t ps = kPage; /* the blocks' page size: 4 KiB, or 2 MiB hugetlb */
@@ -236,6 +236,23 @@ int VmStart(void *o)
 	return 0;
 }
 
+/*
+ * The destination's device load reads guest RAM too (as a VMM's may): pages
+ * dropped at the switch are fetched for it before the VM runs.
+ */
+int LoadState(void *o, rdmig_reader *)
+{
+	Vm *vm = (Vm *)o;
+	uint64_t v;
+	for (unsigned b = 0; b < vm->blocks.size(); b++)
+		for (uint64_t p = 1; p < vm->blocks[b].npages; p += 97) {
+			if (!PageIsSane(vm->blocks[b].mem + p * kPage, b, p, &v))
+				vm->bad_reads++;
+			vm->load_reads++;
+		}
+	return 0;
+}
+
 void Event(void *o, rdmig_status, rdmig_status to)
 {
 	((Vm *)o)->seen |= 1u << to;
@@ -250,6 +267,7 @@ rdmig_session *Session(rdmig_role role, Vm *vm)
 	cb.dirty_log = role == RDMIG_ROLE_SOURCE ? DirtyLog : nullptr;
 	cb.vm_stop = VmStop;
 	cb.vm_start = VmStart;
+	cb.load_state = role == RDMIG_ROLE_DEST ? LoadState : nullptr;
 	cb.event = Event;
 	if (rdmig_session_create(role, &cb, vm, &s))
 		return nullptr;
@@ -339,6 +357,7 @@ class Postcopy : public ::testing::Test {
 		EXPECT_EQ(1u, src.stops.load());
 		EXPECT_EQ(0u, src.starts.load()) << "the source VM must never run again";
 		EXPECT_EQ(1u, dst.starts.load());
+		EXPECT_GT(dst.load_reads.load(), 0u) << "load_state was not called";
 	}
 
 	/* Every page: the destination's own write, or byte for byte the source's. */
