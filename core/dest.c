@@ -319,11 +319,12 @@ static int serve(struct dest *d, bool *unknown)
 			ret = apply_zero(d, &m.u.zero);
 			break;
 		case RDM_MSG_ITER_END:
+			/* In postcopy a fence of the push (release-ram), not a pass. */
 			ret = wait_pages(d, m.u.seq.seq);
 			if (!ret)
 				ret = ack(d, RDM_MSG_RP_FENCE_ACK, m.u.seq.seq);
 			pthread_mutex_lock(&s->lock);
-			s->stats.dirty_sync_count++;
+			s->stats.dirty_sync_count += !d->pc_running;
 			pthread_mutex_unlock(&s->lock);
 			break;
 		case RDM_MSG_RP_PING:

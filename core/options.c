@@ -187,6 +187,9 @@ int rdm_options_check(const struct rdm_options *o, char *err, size_t errlen)
 	/* Set in either order; a switch that could never happen must not look accepted. */
 	if (o->params[RDMIG_PARAM_POSTCOPY_AFTER] && !o->caps[RDMIG_CAP_POSTCOPY_RAM])
 		return rdm_errret(err, errlen, -EINVAL, "postcopy-after needs postcopy-ram");
+	/* QEMU's release-ram frees pages only in postcopy; here it says so. */
+	if (o->caps[RDMIG_CAP_RELEASE_RAM] && !o->caps[RDMIG_CAP_POSTCOPY_RAM])
+		return rdm_errret(err, errlen, -EINVAL, "release-ram needs postcopy-ram");
 	/* postcopy-ram's transport and memory are checked with the URI (core/postcopy_dst.c). */
 	return 0;
 }

@@ -5,6 +5,7 @@
  */
 #include <errno.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "common/fault.h"
 #include "core/bitmap.h"
@@ -130,9 +131,97 @@ static int handover(struct rdmig_session *s, struct rdm_ram *ram, uint64_t seq, 
 	return 0;
 }
 
-/* Every dirty page goes, a piece at a time (requests go beside them, from rp_main). */
-static int push(struct rdmig_session *s, struct rdm_ram *ram)
+/*
+ * release-ram: the push walks the blocks in order, so every page before its
+ * cursor is at the destination once a fence sent at that cursor is
+ * acknowledged (pages sent in precopy were in before LISTEN, the rest were
+ * pushed). A late request for such a page reads zeros here, but the copy the
+ * destination already placed wins there.
+ */
+struct release {
+	uint64_t seq;        /* the fence in flight; 0: none */
+	unsigned bi;         /* the cursor when it went */
+	uint64_t pos;
+	unsigned done_bi;    /* released up to here */
+	uint64_t done_pos;
+	unsigned pieces;     /* pushed since the last fence */
+};
+
+#define RDM_PC_RELEASE_EVERY 128 /* pieces (8 MiB at most) between fences */
+
+/* Frees one range: shared memory's backing store too, private pages otherwise. */
+static uint64_t free_pages(struct rdm_block *b, uint64_t first, uint64_t n)
 {
+	void *at = b->host + first * b->page_size;
+	size_t len = n * b->page_size;
+
+	if (!n)
+		return 0;
+	if (madvise(at, len, MADV_REMOVE) && madvise(at, len, MADV_DONTNEED))
+		return 0; /* memory that cannot be given back stays: the migration goes on */
+	return len;
+}
+
+/* [done, (bi, pos)) is at the destination: give it back. */
+static void release_to(struct rdmig_session *s, struct release *r, unsigned bi, uint64_t pos)
+{
+	uint64_t freed = 0;
+
+	for (unsigned i = r->done_bi; i < s->nblocks && i <= bi; i++) {
+		struct rdm_block *b = &s->blocks[i];
+		uint64_t from = i == r->done_bi ? r->done_pos : 0;
+		uint64_t to = i == bi ? pos : b->npages;
+
+		if (to > from)
+			freed += free_pages(b, from, to - from);
+	}
+	r->done_bi = bi;
+	r->done_pos = pos;
+	pthread_mutex_lock(&s->lock);
+	s->stats.ram_released += freed;
+	pthread_mutex_unlock(&s->lock);
+}
+
+/* After a piece: release what an acknowledged fence covers; send the next fence. */
+static int release_step(struct rdmig_session *s, struct rdm_ram *ram, struct release *r,
+			uint64_t *seq, unsigned bi, uint64_t pos)
+{
+	struct rdm_msg m = {.type = RDM_MSG_ITER_END};
+	bool acked;
+	int ret;
+
+	if (r->seq) {
+		pthread_mutex_lock(&s->lock);
+		acked = s->acked_seq >= r->seq;
+		pthread_mutex_unlock(&s->lock);
+		if (!acked)
+			return 0;
+		release_to(s, r, r->bi, r->pos);
+		r->seq = 0;
+	}
+	if (++r->pieces < RDM_PC_RELEASE_EVERY)
+		return 0;
+	/* Zero runs go on the control channel, ahead of the fence's message. */
+	ret = rdm_ram_flush(ram);
+	if (!ret)
+		ret = rdm_tp_fence(s->tp, ++*seq);
+	if (ret)
+		return ret;
+	m.u.seq.seq = *seq;
+	ret = rdm_send_msg(s, &m);
+	if (ret)
+		return ret;
+	r->seq = *seq;
+	r->bi = bi;
+	r->pos = pos;
+	r->pieces = 0;
+	return 0;
+}
+
+/* Every dirty page goes, a piece at a time (requests go beside them, from rp_main). */
+static int push(struct rdmig_session *s, struct rdm_ram *ram, struct release *rel, uint64_t *seq)
+{
+	bool release = s->opts.caps[RDMIG_CAP_RELEASE_RAM];
 	unsigned bi = 0;
 	uint64_t pos = 0;
 	int ret;
@@ -150,11 +239,17 @@ static int push(struct rdmig_session *s, struct rdm_ram *ram)
 		ret = rdm_ram_send_next(ram, &bi, &pos);
 		if (ret <= 0)
 			return ret;
+		if (release) {
+			ret = release_step(s, ram, rel, seq, bi, pos);
+			if (ret)
+				return ret;
+		}
 	}
 }
 
 int rdm_pc_switchover(struct rdmig_session *s, struct rdm_ram *ram, uint64_t *seq, bool *unknown)
 {
+	struct release rel = {0};
 	int ret;
 
 	/* LISTEN's seq is the last pass's: its pages are in before the guard goes on. */
@@ -162,7 +257,7 @@ int rdm_pc_switchover(struct rdmig_session *s, struct rdm_ram *ram, uint64_t *se
 	if (ret)
 		return ret;
 	rdm_set_status(s, RDMIG_STATUS_POSTCOPY_ACTIVE);
-	ret = push(s, ram);
+	ret = push(s, ram, &rel, seq);
 	if (!ret)
 		ret = rdm_ram_flush(ram);
 	if (!ret)
@@ -171,6 +266,9 @@ int rdm_pc_switchover(struct rdmig_session *s, struct rdm_ram *ram, uint64_t *se
 		ret = send_seq(s, RDM_MSG_POSTCOPY_END, *seq);
 	if (!ret)
 		ret = rdm_src_wait_rp(s, *seq, (int)s->opts.params[RDMIG_PARAM_PEER_TIMEOUT]);
+	/* END acknowledged: the destination has every page. */
+	if (!ret && s->opts.caps[RDMIG_CAP_RELEASE_RAM])
+		release_to(s, &rel, s->nblocks, 0);
 	rdm_src_update_stats(s, ram);
 	return ret;
 }

@@ -427,6 +427,11 @@ int rdm_session_begin(struct rdmig_session *s, enum rdmig_role want, const char 
 		rdm_set_api_error(s, "%s", err);
 		return ret;
 	}
+	/* A destination has nothing to release: saying yes would be a lie. */
+	if (want == RDMIG_ROLE_DEST && s->opts.caps[RDMIG_CAP_RELEASE_RAM]) {
+		rdm_set_api_error(s, "release-ram is a source capability");
+		return -EINVAL;
+	}
 	ret = rdm_addr_parse(uri, &s->addr, err, sizeof(err));
 	if (ret) {
 		rdm_set_api_error(s, "bad URI '%s': %s", uri, err);

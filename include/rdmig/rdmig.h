@@ -77,7 +77,8 @@ enum rdmig_status {
 	X(POSTCOPY_RAM, "postcopy-ram")                                     \
 	X(PAUSE_BEFORE_SWITCHOVER, "pause-before-switchover")               \
 	X(EVENTS, "events")                                                 \
-	X(VALIDATE_UUID, "validate-uuid") /* destination: the source VM's uuid must match */
+	X(VALIDATE_UUID, "validate-uuid") /* destination: the source VM's uuid must match */ \
+	X(RELEASE_RAM, "release-ram") /* source, postcopy: free pages the destination has */
 
 enum rdmig_cap {
 #define RDMIG_X_ENUM(name, str) RDMIG_CAP_##name,
@@ -140,6 +141,7 @@ struct rdmig_stats {
 	 * time from a fault to its page's arrival. */
 	uint64_t postcopy_blocktime_ms;
 	uint64_t postcopy_latency_p50_us, postcopy_latency_p99_us, postcopy_latency_max_us;
+	uint64_t ram_released;         /* source, release-ram: bytes freed in postcopy */
 };
 /* An initializer with size set: struct rdmig_stats st = RDMIG_STATS_INIT; */
 #ifdef __cplusplus

@@ -96,6 +96,7 @@ struct Vm {
 	/* Destination. */
 	std::atomic<uint64_t> reads{0}, bad_reads{0}, load_reads{0};
 	std::vector<std::vector<uint64_t>> wrote; /* the last version written there, 0: none */
+	std::vector<std::vector<uint8_t>> at_stop; /* source: its blocks when the VM stopped */
 	bool dest = false;
 	uint32_t ps = kPage; /* the blocks' page size: 4 KiB, or 2 MiB hugetlb */
 	bool shared = false; /* shared memory (shmem), not private anonymous */
@@ -219,6 +220,10 @@ int VmStop(void *o)
 	/* Once the dirtier let go, it writes nothing more. */
 	std::lock_guard<std::mutex> run(vm->run_mu);
 	vm->stops++;
+	/* What the destination must end with (release-ram frees the source's copy). */
+	vm->at_stop.clear();
+	for (auto &b : vm->blocks)
+		vm->at_stop.emplace_back(b.mem, b.mem + b.npages * kPage);
 	return 0;
 }
 
@@ -301,6 +306,8 @@ class Postcopy : public ::testing::Test {
 	rdmig_session *ss = nullptr, *ds = nullptr;
 	rdmig_status sfin = RDMIG_STATUS_NONE, dfin = RDMIG_STATUS_NONE;
 	rdmig_stats sst = RDMIG_STATS_INIT, dst_st = RDMIG_STATS_INIT;
+	bool release = false; /* the source's release-ram */
+	uint64_t released_while_active = 0; /* the most seen released before the end */
 
 	void SetUp() override
 	{
@@ -331,6 +338,7 @@ class Postcopy : public ::testing::Test {
 		ASSERT_EQ(0, rdmig_set_parameter(ss, RDMIG_PARAM_MAX_BANDWIDTH, 16u << 20));
 		ASSERT_EQ(0, rdmig_set_parameter(ss, RDMIG_PARAM_DOWNTIME_LIMIT, 1));
 		ASSERT_EQ(0, rdmig_set_parameter(ss, RDMIG_PARAM_POSTCOPY_AFTER, after));
+		ASSERT_EQ(0, rdmig_set_capability(ss, RDMIG_CAP_RELEASE_RAM, release));
 		for (rdmig_session *s : {ss, ds})
 			ASSERT_EQ(0, rdmig_set_parameter(s, RDMIG_PARAM_PEER_TIMEOUT, peer_timeout_ms));
 		ASSERT_EQ(0, rdmig_incoming(ds, "tcp:127.0.0.1:0")) << rdmig_last_error(ds);
@@ -346,6 +354,17 @@ class Postcopy : public ::testing::Test {
 			}));
 			ASSERT_EQ(0, rdmig_postcopy_start(ss)) << rdmig_last_error(ss);
 		}
+		std::thread watch([this] {
+			rdmig_stats st = RDMIG_STATS_INIT;
+			while (!rdmig_query(ss, &st) && st.status != RDMIG_STATUS_COMPLETED &&
+			       st.status != RDMIG_STATUS_FAILED) {
+				if (st.status == RDMIG_STATUS_POSTCOPY_ACTIVE)
+					released_while_active = st.ram_released;
+				usleep(10 * 1000);
+			}
+		});
+		rdmig_wait(ss, 180000, nullptr);
+		watch.join();
 		ASSERT_EQ(0, rdmig_wait(ss, 180000, &sfin));
 		ASSERT_EQ(0, rdmig_wait(ds, 180000, &dfin));
 		ASSERT_EQ(0, rdmig_query(ss, &sst));
@@ -358,6 +377,9 @@ class Postcopy : public ::testing::Test {
 		EXPECT_EQ(0u, src.starts.load()) << "the source VM must never run again";
 		EXPECT_EQ(1u, dst.starts.load());
 		EXPECT_GT(dst.load_reads.load(), 0u) << "load_state was not called";
+		if (!release) {
+			EXPECT_EQ(0u, sst.ram_released);
+		}
 	}
 
 	/* Every page: the destination's own write, or byte for byte the source's. */
@@ -377,10 +399,11 @@ class Postcopy : public ::testing::Test {
 		EXPECT_EQ(0u, dst_st.postcopy_pages_missing);
 		EXPECT_EQ(0u, dst.bad_reads.load()) << "the destination read torn or misplaced pages";
 		uint64_t own = 0, differ = 0;
+		ASSERT_EQ(pages.size(), src.at_stop.size());
 		for (unsigned b = 0; b < pages.size(); b++)
 			for (uint64_t p = 0; p < pages[b]; p++) {
 				const uint8_t *d = dst.blocks[b].mem + p * kPage;
-				const uint8_t *o = src.blocks[b].mem + p * kPage;
+				const uint8_t *o = src.at_stop[b].data() + p * kPage;
 				uint64_t v;
 				if (dst.wrote[b][p]) {
 					own++;
@@ -438,6 +461,57 @@ TEST_F(Postcopy, SharedMemoryBlocks)
 	ASSERT_NO_FATAL_FAILURE(Run(10000));
 	ExpectEveryPage();
 	EXPECT_GT(sst.postcopy_requests, 0u);
+}
+
+/*
+ * release-ram: the source gives back its pages as the destination
+ * acknowledges them, so at the end none of its RAM is resident, and the
+ * destination still ends with every page (checked against a copy the source
+ * took when its VM stopped).
+ */
+TEST_F(Postcopy, ReleaseRamFreesTheSourcesPagesAsTheyArrive)
+{
+	release = true;
+	ASSERT_NO_FATAL_FAILURE(Run(10000));
+	ExpectEveryPage();
+	uint64_t total = 0, resident = 0;
+	for (unsigned b = 0; b < pages.size(); b++) {
+		std::vector<unsigned char> vec(pages[b]);
+		total += pages[b];
+		ASSERT_EQ(0, mincore(src.blocks[b].mem, pages[b] * kPage, vec.data()));
+		for (unsigned char c : vec)
+			resident += c & 1;
+	}
+	printf("release-ram: %llu bytes released, %llu of %llu source pages still resident\n",
+	       (unsigned long long)sst.ram_released, (unsigned long long)resident,
+	       (unsigned long long)total);
+	EXPECT_EQ(total * kPage, sst.ram_released);
+	printf("release-ram: %llu bytes released while the push went on\n",
+	       (unsigned long long)released_while_active);
+	EXPECT_GT(released_while_active, 0u) << "nothing was released before the end";
+	EXPECT_LT(released_while_active, total * kPage);
+	EXPECT_LE(resident, total / 50) << "release-ram left the source's RAM in place";
+}
+
+/* release-ram only means something in postcopy, and only at a source. */
+TEST_F(Postcopy, ReleaseRamRefusedWithoutPostcopyOrAtADestination)
+{
+	ASSERT_TRUE(src.Map({64}));
+	rdmig_callbacks cb{};
+	cb.size = sizeof(cb);
+	ASSERT_EQ(0, rdmig_session_create(RDMIG_ROLE_SOURCE, &cb, &src, &ss));
+	ASSERT_EQ(0, rdmig_add_block(ss, "ram0", src.blocks[0].mem, 64 * kPage, kPage));
+	ASSERT_EQ(0, rdmig_set_capability(ss, RDMIG_CAP_RELEASE_RAM, true));
+	EXPECT_EQ(-EINVAL, rdmig_migrate(ss, "tcp:127.0.0.1:9"));
+	EXPECT_NE(nullptr, strstr(rdmig_last_error(ss), "release-ram needs postcopy-ram"))
+		<< rdmig_last_error(ss);
+	ASSERT_EQ(0, rdmig_session_create(RDMIG_ROLE_DEST, &cb, &src, &ds));
+	ASSERT_EQ(0, rdmig_add_block(ds, "ram0", src.blocks[0].mem, 64 * kPage, kPage));
+	ASSERT_EQ(0, rdmig_set_capability(ds, RDMIG_CAP_RETURN_PATH, true));
+	ASSERT_EQ(0, rdmig_set_capability(ds, RDMIG_CAP_POSTCOPY_RAM, true));
+	ASSERT_EQ(0, rdmig_set_capability(ds, RDMIG_CAP_RELEASE_RAM, true));
+	EXPECT_EQ(-EINVAL, rdmig_incoming(ds, "tcp:127.0.0.1:0"));
+	EXPECT_NE(nullptr, strstr(rdmig_last_error(ds), "source capability")) << rdmig_last_error(ds);
 }
 
 /* postcopy-after: precopy gets nowhere, and the source switches by itself. */

@@ -264,7 +264,7 @@ TEST(Options, PostcopyWithAutoConvergeAllowed)
 TEST(Options, EveryOtherCapAloneAccepted)
 {
 	for (const auto &c : kCaps) {
-		if (c.id == RDMIG_CAP_POSTCOPY_RAM)
+		if (c.id == RDMIG_CAP_POSTCOPY_RAM || c.id == RDMIG_CAP_RELEASE_RAM)
 			continue;
 		for (bool on : {true, false}) {
 			struct rdm_options o = Defaults();
@@ -275,6 +275,18 @@ TEST(Options, EveryOtherCapAloneAccepted)
 			EXPECT_EQ(rdm_options_check(&o, err, sizeof(err)), 0) << c.name << ": " << err;
 		}
 	}
+}
+
+// release-ram frees pages only in postcopy: alone it would be a yes that does nothing.
+TEST(Options, ReleaseRamNeedsPostcopyInEitherOrder)
+{
+	struct rdm_options o = Defaults();
+	char err[256] = "";
+	EXPECT_EQ(rdm_options_set_cap(&o, RDMIG_CAP_RELEASE_RAM, true, err, sizeof(err)), 0) << err;
+	EXPECT_EQ(rdm_options_check(&o, err, sizeof(err)), -EINVAL);
+	EXPECT_STREQ(err, "release-ram needs postcopy-ram");
+	EXPECT_EQ(rdm_options_set_cap(&o, RDMIG_CAP_POSTCOPY_RAM, true, err, sizeof(err)), 0) << err;
+	EXPECT_EQ(rdm_options_check(&o, err, sizeof(err)), 0) << err;
 }
 
 TEST(Options, CheckCatchesValuesWrittenDirectly)
