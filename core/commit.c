@@ -90,6 +90,29 @@ static enum rdm_commit_state src_cancelled(struct rdm_commit *c)
 	return RDM_COMMIT_ABORTED;
 }
 
+/*
+ * GO could not be sent: the destination may have given up (a cancel while it
+ * waited for GO) and hung up, its ERROR already on the return path. That
+ * word means it never runs, so ours may; without it the outcome is unknown.
+ */
+static enum rdm_commit_state src_go_failed(struct rdm_commit *c)
+{
+	struct rdmig_session *s = c->s;
+	int send_err = c->err;
+
+	switch (src_wait(c, true)) {
+	case EV_DONE:
+		return RDM_COMMIT_DONE;
+	case EV_REFUSED:
+		c->err = s->rp_error ? s->rp_error : -EPROTO;
+		rdm_error_context(s, c->err, "the destination gave up before go");
+		return RDM_COMMIT_ABORTED;
+	default:
+		c->err = send_err; /* the first error (the send's) stays the text */
+		return RDM_COMMIT_UNKNOWN;
+	}
+}
+
 static enum rdm_commit_state src_step(struct rdm_commit *c)
 {
 	struct rdmig_session *s = c->s;
@@ -128,7 +151,7 @@ static enum rdm_commit_state src_step(struct rdm_commit *c)
 		if (cancelled)
 			return src_cancelled(c);
 		c->err = send_seq(s, RDM_MSG_GO, c->seq);
-		return c->err ? RDM_COMMIT_UNKNOWN : RDM_COMMIT_SRC_WAIT_DONE;
+		return c->err ? src_go_failed(c) : RDM_COMMIT_SRC_WAIT_DONE;
 	case RDM_COMMIT_SRC_WAIT_DONE:
 		if (rdm_fault("src-cancel-after-go") && rdmig_cancel(s) != -EBUSY) {
 			rdm_set_error(s, "a cancel after go was accepted");

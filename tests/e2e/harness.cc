@@ -160,9 +160,13 @@ static int child_watch(rdmig_session *s, const ChildOpts &o, int wait_ms, PeerRe
 static void child_report(rdmig_session *s, guest *g, enum rdmig_status st, PeerResult *r)
 {
 	snprintf(r->error, sizeof(r->error), "%s", rdmig_last_error(s));
+	rdmig_stats stats = RDMIG_STATS_INIT;
+	rdmig_query(s, &stats);
 	r->status = st;
 	r->nblocks = guest_nblocks(g);
-	for (unsigned i = 0; i < r->nblocks && i < HARNESS_MAX_BLOCKS; i++)
+	r->pages_missing = stats.postcopy_pages_missing;
+	/* A page that never arrived would hold the sum until the session is gone. */
+	for (unsigned i = 0; !r->pages_missing && i < r->nblocks && i < HARNESS_MAX_BLOCKS; i++)
 		r->crc[i] = guest_block_crc(g, i);
 	r->devcrc = guest_devstate_crc(g);
 	struct guest_counters c;
@@ -170,8 +174,6 @@ static void child_report(rdmig_session *s, guest *g, enum rdmig_status st, PeerR
 	r->starts = c.starts;
 	r->stops = c.stops;
 	r->running = c.running;
-	rdmig_stats stats = RDMIG_STATS_INIT;
-	rdmig_query(s, &stats);
 	r->ram_transferred = stats.ram_transferred;
 }
 
@@ -234,6 +236,8 @@ static void dest_child(int fd, const guest_cfg &cfg, const std::string &uri, int
 	if (dest_child_auth(s))
 		_exit(2);
 	if (o.peer_timeout_ms && rdmig_set_parameter(s, RDMIG_PARAM_PEER_TIMEOUT, o.peer_timeout_ms))
+		_exit(2);
+	if (o.postcopy_after_syncs && rdmig_set_capability(s, RDMIG_CAP_POSTCOPY_RAM, true))
 		_exit(2);
 	if (dest_tls(s)) {
 		fprintf(stderr, "dest: TLS: %s\n", rdmig_last_error(s));
@@ -311,7 +315,8 @@ static void source_child(int fd, const guest_cfg &cfg, const std::string &uri, i
 	    (o.downtime_ms && rdmig_set_parameter(s, RDMIG_PARAM_DOWNTIME_LIMIT, o.downtime_ms)) ||
 	    rdmig_set_parameter(s, RDMIG_PARAM_MAX_BANDWIDTH, o.max_bw) ||
 	    rdmig_set_capability(s, RDMIG_CAP_RDMA_PIN_ALL, o.pin_all) ||
-	    rdmig_set_capability(s, RDMIG_CAP_PAUSE_BEFORE_SWITCHOVER, o.pause_before_switchover))
+	    rdmig_set_capability(s, RDMIG_CAP_PAUSE_BEFORE_SWITCHOVER, o.pause_before_switchover) ||
+	    (o.postcopy_after_syncs && rdmig_set_capability(s, RDMIG_CAP_POSTCOPY_RAM, true)))
 		_exit(2);
 	if (guest_start_workload(g))
 		_exit(2);
@@ -319,9 +324,15 @@ static void source_child(int fd, const guest_cfg &cfg, const std::string &uri, i
 		fprintf(stderr, "source: migrate %s: %s\n", uri.c_str(), rdmig_last_error(s));
 		_exit(2);
 	}
+	bool switched = false;
 	int wret = child_watch(s, o, wait_ms, &r, [&](const rdmig_stats &st) {
-		if (o.progress_bytes && !progressed &&
-		    (st.ram_transferred >= o.progress_bytes || terminal(st.status))) {
+		if (o.postcopy_after_syncs && !switched && st.status == RDMIG_STATUS_ACTIVE &&
+		    st.dirty_sync_count >= o.postcopy_after_syncs)
+			switched = rdmig_postcopy_start(s) == 0;
+		bool far = o.postcopy_after_syncs ? st.status == RDMIG_STATUS_POSTCOPY_ACTIVE
+						  : st.ram_transferred >= o.progress_bytes;
+		if ((o.progress_bytes || o.postcopy_after_syncs) && !progressed &&
+		    (far || terminal(st.status))) {
 			write_full(fd, "P", 1);
 			progressed = true;
 		}
@@ -468,7 +479,7 @@ bool SourceProcess::Spawn(const guest_cfg &cfg, const std::string &uri, const Ch
 		return false;
 	std::string fd = std::to_string(p[1]), hex = to_hex(&cfg, sizeof(cfg));
 	std::string wait = std::to_string(wait_ms), ohex = to_hex(&o, sizeof(o));
-	want_progress_ = o.progress_bytes > 0;
+	want_progress_ = o.progress_bytes > 0 || o.postcopy_after_syncs > 0;
 	fflush(nullptr);
 	pid = fork();
 	if (pid < 0)

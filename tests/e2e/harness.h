@@ -31,6 +31,7 @@ struct PeerResult {
 	bool running;           /* the child's guest was running at the end */
 	int cancel_ret;         /* what the child's rdmig_cancel() returned (1: not called) */
 	uint64_t ram_transferred;
+	uint64_t pages_missing; /* postcopy: pages that never arrived (memory then not summed) */
 };
 
 /*
@@ -50,6 +51,11 @@ struct ChildOpts {
 	uint64_t memlock_bytes = 0;           /* soft RLIMIT_MEMLOCK in the child; 0: unchanged */
 	char fault[64] = "";                  /* RDMIG_FAULT in the child */
 	char report_on_news[48] = "";         /* dest: report a second after its news says this */
+	/*
+	 * Both: postcopy-ram on. Source: rdmig_postcopy_start() after this many
+	 * dirty syncs, and its progress reported once postcopy-active. 0: off.
+	 */
+	unsigned postcopy_after_syncs = 0;
 };
 
 /* "tcp" or "rdma", from RDMIG_TEST_TRANSPORT. */

@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 
+#include "core/uffd.h"
 #include "faults.h"
 
 namespace {
@@ -81,6 +82,40 @@ TEST_F(PeerLoss, SourceKilledMidIteration)
 	EXPECT_TRUE(Names(r.error, {"source connection lost", "no word from the source"}))
 		<< Quote(r.error);
 	ExpectDestNeverRan(r);
+}
+
+/*
+ * Postcopy (tcp): the source is killed while it still pushes pages. The VM
+ * runs at the destination (it started at go), but the destination says it
+ * lost the source with pages missing and ends failed: it does not claim a
+ * whole VM.
+ */
+TEST_F(PeerLoss, SourceKilledInPostcopy)
+{
+	char why[256];
+	if (rdm_uffd_can_open(why, sizeof(why)))
+		GTEST_SKIP() << "userfaultfd: " << why;
+	guest_cfg cfg = FaultGuest(16, 32);
+	cfg.dest_readers = 2; /* they fault on pages still on their way */
+	DestProcess dest;
+	ChildOpts dopts = DestOpts();
+	dopts.postcopy_after_syncs = 1;
+	ASSERT_TRUE(dest.Spawn(cfg, TestHost(), dopts));
+	SourceProcess src;
+	ChildOpts so = SlowSource(4 << 20);
+	so.postcopy_after_syncs = 1;
+	ASSERT_TRUE(src.Spawn(cfg, dest.Uri(), so));
+	ASSERT_TRUE(src.WaitProgress(60000)) << "the source never got to postcopy";
+	ASSERT_EQ(0, src.Signal(SIGKILL));
+	PeerResult r;
+	ASSERT_TRUE(dest.Result(&r, DeadlineMs()))
+		<< "destination not terminal " << DeadlineMs() << " ms after the source died";
+	printf("destination: %s (%llu pages missing)\n", r.error, (unsigned long long)r.pages_missing);
+	EXPECT_EQ(RDMIG_STATUS_FAILED, r.status) << r.error;
+	EXPECT_TRUE(Names(r.error, {"source lost in postcopy"})) << Quote(r.error);
+	EXPECT_TRUE(Names(r.error, {"cannot go on"})) << Quote(r.error);
+	EXPECT_GT(r.pages_missing, 0u) << "the source died after every page was in";
+	EXPECT_EQ(1u, r.starts) << "the destination VM starts once, at go";
 }
 
 /* SIGSTOP: the socket or QP stays up, nothing moves; peer-timeout decides. */
