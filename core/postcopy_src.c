@@ -9,7 +9,6 @@
 
 #include "common/fault.h"
 #include "core/bitmap.h"
-#include "core/commit.h"
 #include "core/postcopy.h"
 #include "core/ram.h"
 #include "core/session.h"
@@ -92,40 +91,16 @@ static int send_discards(struct rdmig_session *s, uint64_t seq)
 /* The stop, the discards, the device state and the commit: 0 once GO got its DONE. */
 static int handover(struct rdmig_session *s, struct rdm_ram *ram, uint64_t seq, bool *unknown)
 {
-	struct rdm_commit c = {.s = s, .st = RDM_COMMIT_SRC_HANDOVER, .seq = seq,
-			       .timeout_ms = (int)s->opts.params[RDMIG_PARAM_PEER_TIMEOUT]};
-	uint64_t dirty, dbytes, devbytes;
 	int ret;
 
-	ret = rdm_src_stop_vm(s);
-	if (ret)
-		return ret;
-	if (s->opts.caps[RDMIG_CAP_PAUSE_BEFORE_SWITCHOVER]) {
-		ret = rdm_src_pause(s);
-		if (ret)
-			return ret;
-	}
-	rdm_set_status(s, RDMIG_STATUS_DEVICE);
-	ret = rdm_ram_sync(ram, &dirty, &dbytes);
+	ret = rdm_src_stop_sync(s, ram);
 	if (!ret)
 		ret = send_discards(s, seq);
+	if (!ret)
+		ret = rdm_src_commit(s, ram, seq, unknown);
 	if (ret)
 		return ret;
-	rdm_src_update_stats(s, ram);
-	ret = rdm_devstate_save(s, &devbytes);
-	if (ret)
-		return ret;
-	switch (rdm_commit_run(&c)) {
-	case RDM_COMMIT_DONE:
-		break;
-	case RDM_COMMIT_UNKNOWN:
-		*unknown = true;
-		return c.err ? c.err : -EPROTO;
-	default:
-		return c.err ? c.err : -EPROTO;
-	}
 	pthread_mutex_lock(&s->lock);
-	s->stats.downtime_ms = rdm_now_ms() - s->t_stop_ms;
 	s->pc_running = true;
 	pthread_mutex_unlock(&s->lock);
 	return 0;

@@ -493,15 +493,9 @@ int rdm_src_stop_vm(struct rdmig_session *s)
 	return ret;
 }
 
-/*
- * Stop, final pass, device state, then the commit. 0 when the destination runs;
- * otherwise -errno, with *unknown set when this side cannot know the outcome.
- */
-static int switchover(struct rdmig_session *s, struct rdm_ram *ram, uint64_t *seq, bool *unknown)
+int rdm_src_stop_sync(struct rdmig_session *s, struct rdm_ram *ram)
 {
-	struct rdm_commit c = {.s = s, .st = RDM_COMMIT_SRC_HANDOVER,
-			       .timeout_ms = (int)s->opts.params[RDMIG_PARAM_PEER_TIMEOUT]};
-	uint64_t dirty, dbytes, devbytes;
+	uint64_t dirty, dbytes;
 	int ret;
 
 	ret = rdm_src_stop_vm(s);
@@ -513,17 +507,20 @@ static int switchover(struct rdmig_session *s, struct rdm_ram *ram, uint64_t *se
 			return ret;
 	}
 	rdm_set_status(s, RDMIG_STATUS_DEVICE);
-	ret = rdm_ram_sync(ram, &dirty, &dbytes);
-	if (ret)
-		return ret;
-	ret = rdm_src_pass(s, ram, ++*seq);
-	if (ret)
-		return ret;
+	return rdm_ram_sync(ram, &dirty, &dbytes);
+}
+
+int rdm_src_commit(struct rdmig_session *s, struct rdm_ram *ram, uint64_t seq, bool *unknown)
+{
+	struct rdm_commit c = {.s = s, .st = RDM_COMMIT_SRC_HANDOVER, .seq = seq,
+			       .timeout_ms = (int)s->opts.params[RDMIG_PARAM_PEER_TIMEOUT]};
+	uint64_t devbytes;
+	int ret;
+
 	rdm_src_update_stats(s, ram);
 	ret = rdm_devstate_save(s, &devbytes);
 	if (ret)
 		return ret;
-	c.seq = *seq;
 	switch (rdm_commit_run(&c)) {
 	case RDM_COMMIT_DONE:
 		break;
@@ -537,6 +534,22 @@ static int switchover(struct rdmig_session *s, struct rdm_ram *ram, uint64_t *se
 	s->stats.downtime_ms = rdm_now_ms() - s->t_stop_ms;
 	pthread_mutex_unlock(&s->lock);
 	return 0;
+}
+
+/*
+ * Stop, final pass, device state, then the commit. 0 when the destination runs;
+ * otherwise -errno, with *unknown set when this side cannot know the outcome.
+ */
+static int switchover(struct rdmig_session *s, struct rdm_ram *ram, uint64_t *seq, bool *unknown)
+{
+	int ret;
+
+	ret = rdm_src_stop_sync(s, ram);
+	if (!ret)
+		ret = rdm_src_pass(s, ram, ++*seq);
+	if (ret)
+		return ret;
+	return rdm_src_commit(s, ram, *seq, unknown);
 }
 
 static void stop_rp(struct rdmig_session *s)

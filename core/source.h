@@ -18,5 +18,12 @@ void rdm_src_update_stats(struct rdmig_session *s, struct rdm_ram *ram);
 int rdm_src_pause(struct rdmig_session *s);
 /* The vm_stop callback; the stop time is the downtime's start. */
 int rdm_src_stop_vm(struct rdmig_session *s);
+/* The switchover's start, precopy or postcopy: stop (and pause), then the last dirty sync. */
+int rdm_src_stop_sync(struct rdmig_session *s, struct rdm_ram *ram);
+/*
+ * Its end: the device state, then the commit of seq. 0 once the destination
+ * runs (the downtime set); -errno otherwise, *unknown when the outcome is.
+ */
+int rdm_src_commit(struct rdmig_session *s, struct rdm_ram *ram, uint64_t seq, bool *unknown);
 
 #endif
