@@ -15,8 +15,6 @@ int rdmig_set_secret(rdmig_session *s, const void *secret, size_t len)
 {
 	int ret;
 
-	if (!s)
-		return -EINVAL;
 	ret = rdm_api_enter(s, true);
 	if (ret)
 		return ret;
@@ -40,8 +38,6 @@ int rdmig_set_vm_uuid(rdmig_session *s, const uint8_t uuid[16])
 {
 	int ret;
 
-	if (!s)
-		return -EINVAL;
 	ret = rdm_api_enter(s, true);
 	if (ret)
 		return ret;

@@ -178,8 +178,6 @@ static int add_block(rdmig_session *s, const struct rdmig_block_opts *in)
 	struct rdmig_block_opts o;
 	int ret;
 
-	if (!s)
-		return -EINVAL;
 	ret = rdm_api_enter(s, true);
 	if (ret)
 		return ret;
@@ -231,8 +229,6 @@ int rdmig_block_tracker(const rdmig_session *cs, const char *name, enum rdmig_tr
 	struct rdmig_session *s = (struct rdmig_session *)cs;
 	int ret = -ENOENT;
 
-	if (!s)
-		return -EINVAL;
 	ret = rdm_api_enter(s, true);
 	if (ret)
 		return ret;
@@ -259,8 +255,6 @@ int rdmig_set_capability(rdmig_session *s, enum rdmig_cap cap, bool on)
 	char err[RDM_ERRLEN] = "";
 	int ret;
 
-	if (!s)
-		return -EINVAL;
 	ret = rdm_api_enter(s, true);
 	if (ret)
 		return ret;
@@ -280,8 +274,6 @@ int rdmig_get_capability(const rdmig_session *cs, enum rdmig_cap cap, bool *on)
 	struct rdmig_session *s = (struct rdmig_session *)cs;
 	int ret;
 
-	if (!s)
-		return -EINVAL;
 	ret = rdm_api_enter(s, true);
 	if (ret)
 		return ret;
@@ -307,8 +299,6 @@ int rdmig_set_parameter(rdmig_session *s, enum rdmig_param p, uint64_t value)
 	bool running;
 	int ret;
 
-	if (!s)
-		return -EINVAL;
 	ret = rdm_api_enter(s, true);
 	if (ret)
 		return ret;
@@ -338,8 +328,6 @@ int rdmig_get_parameter(const rdmig_session *cs, enum rdmig_param p, uint64_t *v
 	struct rdmig_session *s = (struct rdmig_session *)cs;
 	int ret;
 
-	if (!s)
-		return -EINVAL;
 	ret = rdm_api_enter(s, true);
 	if (ret)
 		return ret;

@@ -66,8 +66,6 @@ int rdmig_wait(rdmig_session *s, int timeout_ms, enum rdmig_status *final)
 	enum rdmig_status st;
 	int ret;
 
-	if (!s)
-		return -EINVAL;
 	ret = rdm_api_enter(s, true);
 	if (ret)
 		return ret;
@@ -171,8 +169,6 @@ int rdmig_cancel(rdmig_session *s)
 {
 	int ret;
 
-	if (!s)
-		return -EINVAL;
 	ret = rdm_api_enter(s, true);
 	if (ret)
 		return ret;
@@ -184,8 +180,6 @@ int rdmig_resolve(rdmig_session *s, bool run_here)
 	enum rdmig_status to;
 	int ret = 0;
 
-	if (!s)
-		return -EINVAL;
 	ret = rdm_api_enter(s, true);
 	if (ret)
 		return ret;
@@ -219,15 +213,9 @@ int rdmig_continue(rdmig_session *s)
 {
 	int ret;
 
-	if (!s)
-		return -EINVAL;
-	ret = rdm_api_enter(s, true);
+	ret = rdm_api_enter_source(s, "continue");
 	if (ret)
 		return ret;
-	if (s->role != RDMIG_ROLE_SOURCE) {
-		rdm_set_api_error(s, "continue is for a source session");
-		return rdm_api_leave(s, -EINVAL);
-	}
 	if (rdm_get_status(s) != RDMIG_STATUS_PRE_SWITCHOVER) {
 		rdm_set_api_error(s, "continue is only valid in pre-switchover");
 		return rdm_api_leave(s, -EINVAL);
@@ -245,15 +233,9 @@ int rdmig_postcopy_start(rdmig_session *s)
 	bool cap, ok;
 	int ret;
 
-	if (!s)
-		return -EINVAL;
-	ret = rdm_api_enter(s, true);
+	ret = rdm_api_enter_source(s, "postcopy-start");
 	if (ret)
 		return ret;
-	if (s->role != RDMIG_ROLE_SOURCE) {
-		rdm_set_api_error(s, "postcopy-start is for a source session");
-		return rdm_api_leave(s, -EINVAL);
-	}
 	pthread_mutex_lock(&s->lock);
 	cap = s->opts.caps[RDMIG_CAP_POSTCOPY_RAM];
 	st = s->status;

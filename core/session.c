@@ -62,6 +62,8 @@ static _Thread_local const struct rdmig_session *tls_self;
 
 int rdm_api_enter(struct rdmig_session *s, bool fresh)
 {
+	if (!s)
+		return -EINVAL;
 	pthread_mutex_lock(&s->lock);
 	if (s->destroying) {
 		pthread_mutex_unlock(&s->lock);
@@ -72,6 +74,16 @@ int rdm_api_enter(struct rdmig_session *s, bool fresh)
 	if (fresh)
 		rdm_api_error_reset(s);
 	return 0;
+}
+
+int rdm_api_enter_source(struct rdmig_session *s, const char *what)
+{
+	int ret = rdm_api_enter(s, true);
+
+	if (ret || s->role == RDMIG_ROLE_SOURCE)
+		return ret;
+	rdm_set_api_error(s, "%s is for a source session", what);
+	return rdm_api_leave(s, -EINVAL);
 }
 
 int rdm_api_leave(struct rdmig_session *s, int ret)
@@ -271,8 +283,6 @@ static int start_role(struct rdmig_session *s, const char *uri, bool source)
 {
 	int ret;
 
-	if (!s)
-		return -EINVAL;
 	ret = rdm_api_enter(s, true);
 	if (ret)
 		return ret;
@@ -331,8 +341,6 @@ int rdmig_incoming_port(rdmig_session *s, uint16_t *port)
 {
 	int ret;
 
-	if (!s)
-		return -EINVAL;
 	ret = rdm_api_enter(s, true);
 	if (ret)
 		return ret;

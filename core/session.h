@@ -134,11 +134,14 @@ int rdm_cancel_session(struct rdmig_session *s);
 int rdm_session_claim(struct rdmig_session *s);
 
 /*
- * Public calls enter the session first (-ECANCELED once destroy began) and
- * leave it on the way out (returning ret); destroy frees only when no call is
- * inside. fresh: the call's own error text starts empty (errors.c).
+ * Public calls enter the session first (-EINVAL for NULL, -ECANCELED once
+ * destroy began) and leave it on the way out (returning ret); destroy frees
+ * only when no call is inside. fresh: the call's own error text starts empty
+ * (errors.c).
  */
 int rdm_api_enter(struct rdmig_session *s, bool fresh);
+/* rdm_api_enter(s, true) for a call only a source may make ("<what> is for a source session"). */
+int rdm_api_enter_source(struct rdmig_session *s, const char *what);
 int rdm_api_leave(struct rdmig_session *s, int ret);
 /* true on the session's migration thread, i.e. inside one of its callbacks. */
 bool rdm_on_session_thread(const struct rdmig_session *s);

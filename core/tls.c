@@ -50,8 +50,6 @@ int rdmig_set_tls(rdmig_session *s, const struct rdmig_tls_opts *in)
 	struct rdm_tls *tls, *old;
 	int ret;
 
-	if (!s)
-		return -EINVAL;
 	ret = rdm_api_enter(s, true);
 	if (ret)
 		return ret;
