@@ -53,6 +53,26 @@ void rdm_bitmap_set_range(uint64_t *map, uint64_t first, uint64_t n)
 	map[last_w] |= tail;
 }
 
+void rdm_bitmap_clear_range(uint64_t *map, uint64_t first, uint64_t n)
+{
+	uint64_t w, last_w, head, tail;
+
+	if (!n)
+		return;
+	w = first / WORD_BITS;
+	last_w = (first + n - 1) / WORD_BITS;
+	head = ~UINT64_C(0) << (first % WORD_BITS);
+	tail = ~UINT64_C(0) >> (WORD_BITS - 1 - (first + n - 1) % WORD_BITS);
+	if (w == last_w) {
+		map[w] &= ~(head & tail);
+		return;
+	}
+	map[w++] &= ~head;
+	while (w < last_w)
+		map[w++] = 0;
+	map[last_w] &= ~tail;
+}
+
 uint64_t rdm_bitmap_count(const uint64_t *map, uint64_t nbits)
 {
 	uint64_t words = rdm_bitmap_words(nbits), n = 0;

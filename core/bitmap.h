@@ -18,6 +18,7 @@ static inline uint64_t rdm_bitmap_words(uint64_t nbits)
 void rdm_bitmap_set_all(uint64_t *map, uint64_t nbits);
 void rdm_bitmap_clear_all(uint64_t *map, uint64_t nbits);
 void rdm_bitmap_set_range(uint64_t *map, uint64_t first, uint64_t n);
+void rdm_bitmap_clear_range(uint64_t *map, uint64_t first, uint64_t n);
 uint64_t rdm_bitmap_count(const uint64_t *map, uint64_t nbits);
 
 /*

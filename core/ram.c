@@ -39,12 +39,12 @@ void rdm_ram_publish(struct rdm_ram *r)
 	struct rdmig_session *s = r->s;
 
 	pthread_mutex_lock(&s->lock);
-	s->stats.ram_transferred = r->bytes_total;
+	/* Requested pages are sent by the return-path thread, and counted there. */
+	s->stats.ram_transferred = r->bytes_total + s->pc.pulled_bytes;
 	s->stats.ram_normal = r->normal_pages;
 	s->stats.ram_normal_bytes = r->normal_bytes;
 	s->stats.ram_duplicate = r->zero_pages;
 	s->stats.ram_remaining = r->remaining;
-	s->stats.ram_transferred += s->pc.pulled_bytes; /* sent by the return-path thread */
 	s->stats.postcopy_pages_pushed = r->pc_pushed;
 	pthread_mutex_unlock(&s->lock);
 }
@@ -269,12 +269,6 @@ int rdm_ram_sync(struct rdm_ram *r, uint64_t *pages, uint64_t *bytes)
 	return 0;
 }
 
-static void clear_range(uint64_t *map, uint64_t first, uint64_t n)
-{
-	for (uint64_t i = first; i < first + n; i++)
-		map[i / 64] &= ~(1ull << (i % 64));
-}
-
 int rdm_ram_send_next(struct rdm_ram *r, unsigned *bi, uint64_t *pos)
 {
 	struct rdmig_session *s = r->s;
@@ -290,7 +284,7 @@ int rdm_ram_send_next(struct rdm_ram *r, unsigned *bi, uint64_t *pos)
 
 		if (!n)
 			continue;
-		clear_range(b->dirty, *pos, n);
+		rdm_bitmap_clear_range(b->dirty, *pos, n);
 		ret = send_run(r, *bi, *pos, n);
 		if (!ret)
 			ret = flush_zero(r);

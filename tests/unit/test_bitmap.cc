@@ -120,6 +120,18 @@ TEST(Bitmap, SetRangeWholeWords)
 	EXPECT_EQ(m[3], 0u);
 }
 
+TEST(Bitmap, ClearRangeWithinAndAcrossWords)
+{
+	const uint64_t nbits = 300;
+	Map m = Empty(nbits);
+	rdm_bitmap_set_all(m.data(), nbits);
+	rdm_bitmap_clear_range(m.data(), 3, 5);    // within a word
+	rdm_bitmap_clear_range(m.data(), 60, 150); // 60..209: partial, full, full, partial
+	rdm_bitmap_clear_range(m.data(), 250, 0);  // empty range: nothing
+	for (uint64_t i = 0; i < nbits; i++)
+		EXPECT_EQ(IsSet(m, i), !(i >= 3 && i < 8) && !(i >= 60 && i < 210)) << i;
+}
+
 TEST(Bitmap, CountIgnoresBitsPastNbits)
 {
 	Map m = Empty(70);
