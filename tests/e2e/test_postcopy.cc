@@ -307,7 +307,8 @@ class Postcopy : public ::testing::Test {
 	rdmig_status sfin = RDMIG_STATUS_NONE, dfin = RDMIG_STATUS_NONE;
 	rdmig_stats sst = RDMIG_STATS_INIT, dst_st = RDMIG_STATS_INIT;
 	bool release = false; /* the source's release-ram */
-	uint64_t released_while_active = 0; /* the most seen released before the end */
+	/* A sample of ram_released taken while the push still ran: more than none, less than all. */
+	uint64_t released_partway = 0;
 
 	void SetUp() override
 	{
@@ -358,8 +359,10 @@ class Postcopy : public ::testing::Test {
 			rdmig_stats st = RDMIG_STATS_INIT;
 			while (!rdmig_query(ss, &st) && st.status != RDMIG_STATUS_COMPLETED &&
 			       st.status != RDMIG_STATUS_FAILED) {
-				if (st.status == RDMIG_STATUS_POSTCOPY_ACTIVE)
-					released_while_active = st.ram_released;
+				/* The END's release also happens in postcopy-active: keep a partial one. */
+				if (st.status == RDMIG_STATUS_POSTCOPY_ACTIVE && st.ram_released &&
+				    st.ram_released < st.ram_total)
+					released_partway = st.ram_released;
 				usleep(10 * 1000);
 			}
 		});
@@ -487,9 +490,8 @@ TEST_F(Postcopy, ReleaseRamFreesTheSourcesPagesAsTheyArrive)
 	       (unsigned long long)total);
 	EXPECT_EQ(total * kPage, sst.ram_released);
 	printf("release-ram: %llu bytes released while the push went on\n",
-	       (unsigned long long)released_while_active);
-	EXPECT_GT(released_while_active, 0u) << "nothing was released before the end";
-	EXPECT_LT(released_while_active, total * kPage);
+	       (unsigned long long)released_partway);
+	EXPECT_GT(released_partway, 0u) << "nothing was released before the end";
 	EXPECT_LE(resident, total / 50) << "release-ram left the source's RAM in place";
 }
 
