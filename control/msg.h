@@ -59,7 +59,7 @@ extern "C" {
 	X(RP_FENCE_ACK, 23, "rp-fence-ack")    /* D   iteration seq applied */     \
 	X(RP_COMPLETE_ACK, 24, "rp-complete-ack") /* D commit: destination runs (seq) */ \
 	X(RP_READY, 25, "rp-ready")            /* D   commit: all loaded, waiting for go */ \
-	X(RDMA_KEYS, 32, "rdma-keys")          /* D   rkeys of registered ranges */ \
+	X(RDMA_KEYS, 32, "rdma-keys")          /* S,D rkeys: D write targets, S postcopy reads */ \
 	X(RDMA_REG, 33, "rdma-reg")            /* S   register these chunks, drop those */ \
 	X(RDMA_READY, 34, "rdma-ready")        /* D   registration mode and budget */ \
 	X(AUTH_NONCE, 40, "auth-nonce")        /* S,D fresh challenge (control/auth.h) */ \

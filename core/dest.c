@@ -28,6 +28,7 @@ struct dest {
 	bool retry; /* negotiate(): not our source; drop it and go on accepting */
 	struct rdm_pc_dst *pc; /* postcopy: from LISTEN on */
 	bool pc_running;       /* postcopy: the VM runs here, pages still coming */
+	uint64_t pc_end_seq;   /* postcopy by reads: END came, acknowledged once all are read */
 };
 
 /* Record why, tell the source, and return err. */
@@ -269,20 +270,48 @@ static int pc_listen(struct dest *d, uint64_t seq)
 	return 0;
 }
 
-/* POSTCOPY_END: every page pushed. 0 either way once they are in: the VM has it all. */
-static int pc_end(struct dest *d, uint64_t seq)
+/* Every page is here: the guard comes off with the transport, and the source hears it. */
+static int pc_done(struct dest *d, uint64_t seq)
 {
-	int ret;
-
-	if (!d->pc_running)
-		return refuse(d, -EPROTO, "postcopy-end before the switch");
-	ret = wait_pages(d, seq);
-	if (ret)
-		return ret;
 	rdm_pc_publish(d->pc);
 	d->pc_running = false; /* nothing missing: the guard comes off with the transport */
 	ack(d, RDM_MSG_RP_FENCE_ACK, seq); /* a lost ack fails only the source's wait */
 	return 0;
+}
+
+/*
+ * POSTCOPY_END: every page pushed (*done), or, where this side reads them,
+ * none will be: done once the reader has them all (pc_reading()).
+ */
+static int pc_end(struct dest *d, uint64_t seq, bool *done)
+{
+	int ret;
+
+	if (!d->pc_running || d->pc_end_seq)
+		return refuse(d, -EPROTO, "postcopy-end %s", d->pc_running ? "twice" : "before the switch");
+	ret = wait_pages(d, seq);
+	if (ret)
+		return ret;
+	if (rdm_pc_pulled(d->pc, d->why, sizeof(d->why))) {
+		d->pc_end_seq = seq;
+		return 0;
+	}
+	*done = true;
+	return pc_done(d, seq);
+}
+
+/* Postcopy by reads, between messages: 1 still reading, 0 done (END came and all is read), or -errno. */
+static int pc_reading(struct dest *d)
+{
+	int st = rdm_pc_pulled(d->pc, d->why, sizeof(d->why));
+
+	if (st < 0) {
+		rdm_set_error(d->s, "%s", d->why);
+		return st;
+	}
+	if (st || !d->pc_end_seq)
+		return 1;
+	return pc_done(d, d->pc_end_seq);
 }
 
 /* Serve the source until completion, an abort, or an error. */
@@ -294,11 +323,15 @@ static int serve(struct dest *d, bool *unknown)
 	int ret;
 
 	for (;;) {
+		bool done = false;
+
 		if (d->pc && rdm_now_ms() - last_pub >= 100) {
 			rdm_pc_publish(d->pc);
 			last_pub = rdm_now_ms();
 		}
-		ret = rdm_recv_msg(s, d->buf, RDM_CTRL_BUF, &m, 200);
+		if (d->pc_running && (ret = pc_reading(d)) <= 0)
+			return ret;
+		ret = rdm_recv_msg(s, d->buf, RDM_CTRL_BUF, &m, d->pc_end_seq ? 20 : 200);
 		if (ret == -ETIMEDOUT) {
 			if (rdm_now_ms() - last_rx > (uint64_t)d->timeout) {
 				rdm_set_error(s, "no word from the source for %d ms", d->timeout);
@@ -365,9 +398,15 @@ static int serve(struct dest *d, bool *unknown)
 			/* Postcopy: the VM runs here now, its missing pages still to come. */
 			d->pc_running = true;
 			rdm_set_status(s, RDMIG_STATUS_POSTCOPY_ACTIVE);
+			ret = rdm_pc_run(d->pc);
+			if (ret)
+				rdm_set_error(s, "postcopy: %s", strerror(-ret));
 			break;
 		case RDM_MSG_POSTCOPY_END:
-			return pc_end(d, m.u.seq.seq);
+			ret = pc_end(d, m.u.seq.seq, &done);
+			if (ret || done)
+				return ret;
+			break;
 		case RDM_MSG_ERROR:
 			if (m.u.error.code == -ECANCELED)
 				return -ECANCELED;

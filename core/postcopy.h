@@ -17,6 +17,12 @@
  *   fence, POSTCOPY_END seq               -->  pages of seq in, userfaultfd off
  *                                         <--  RP_FENCE_ACK seq; both completed
  *
+ * Over a transport that reads (rdma), the source exposes its blocks before
+ * the stop and pushes nothing: it sends POSTCOPY_END right after GO, and the
+ * destination reads each faulting page, and every discarded one in the
+ * background, straight out of the source's memory; it acknowledges END once
+ * it has them all. The source's CPU is not on the fault path.
+ *
  * The source's memory stays as it was at the stop, so a page may go twice (a
  * request and the background push) and the first copy wins there: a page the
  * destination's VM wrote is never overwritten. After GO the source never
@@ -70,7 +76,11 @@ int rdm_pc_discard(struct rdm_pc_dst *d, const struct rdm_req_pages *r, char *wh
 int rdm_pc_zero(struct rdm_pc_dst *d, unsigned block, uint64_t first, uint64_t n);
 /* The requests and missing pages into the stats; returns the pages missing. */
 uint64_t rdm_pc_publish(struct rdm_pc_dst *d);
-/* No more page requests: call it before the transport closes. */
+/* After COMPLETE, the VM running here: where the transport reads, the background reader starts. */
+int rdm_pc_run(struct rdm_pc_dst *d);
+/* Where the transport reads: 1 while pages are still being read, 0 all read, -errno failed (why). */
+int rdm_pc_pulled(struct rdm_pc_dst *d, char *why, size_t len);
+/* No more page requests or reads: call it before the transport closes. */
 void rdm_pc_dst_stop(struct rdm_pc_dst *d);
 /*
  * After the transport closed (no receiver places pages any more): !lost,

@@ -2,25 +2,85 @@
 /*
  * Postcopy's destination (see postcopy.h): the blocks under userfaultfd
  * (core/uffd.c), received pages placed by copy through the transport's
- * placer, and a page request on the return path for each first fault.
+ * placer, and for each first fault a page request on the return path, or,
+ * where the transport reads (rdma), a read of the page out of the source's
+ * memory; there a thread of ours also reads every discarded page in the
+ * background, so the source's CPU does nothing in postcopy.
  */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "common/errtext.h"
+#include "core/bitmap.h"
 #include "core/postcopy.h"
 #include "core/session.h"
 #include "core/uffd.h"
 
+#define RDM_PC_PULL_SPANS 8          /* spans per background read */
+/* Bytes a background span, at most (or one page): a fault's read shares the link with a few. */
+#define RDM_PC_PULL_SPAN (256u << 10)
+
 struct rdm_pc_dst {
 	struct rdmig_session *s;
 	struct rdm_uffd *u;
-	/* Requests go out under tx_lock unless lost: the transport may be closing. */
+	bool pull;      /* the transport reads (rdm_tp_pull): no requests, no push */
+	int timeout_ms; /* a read's limit: the peer timeout */
+	/*
+	 * Requests and reads touch the transport under tx_lock (users: reads in
+	 * flight) unless lost: the transport may be closing.
+	 */
 	pthread_mutex_t tx_lock;
+	pthread_cond_t tx_cond;
+	unsigned users;
 	bool lost;
 	uint64_t discarded; /* pages */
+	/* pull: the discarded pages, read in the background from the switch on */
+	uint64_t **want;
+	pthread_t bg;
+	bool bg_started;
+	int bg_state; /* under tx_lock: 1 reading, 0 done, -errno failed */
+	char bg_why[RDM_ERRLEN];
+	uint64_t fault_reads, bg_pages; /* under tx_lock */
 };
+
+/* A read may start: 0, or -ECANCELED once the transport is going. */
+static int tx_enter(struct rdm_pc_dst *d)
+{
+	int ret = 0;
+
+	pthread_mutex_lock(&d->tx_lock);
+	if (d->lost)
+		ret = -ECANCELED;
+	else
+		d->users++;
+	pthread_mutex_unlock(&d->tx_lock);
+	return ret;
+}
+
+static void tx_leave(struct rdm_pc_dst *d)
+{
+	pthread_mutex_lock(&d->tx_lock);
+	d->users--;
+	pthread_cond_broadcast(&d->tx_cond);
+	pthread_mutex_unlock(&d->tx_lock);
+}
+
+/* pull: the page read out of the source's memory at once (a failure fails the transport). */
+static void fault_read(struct rdm_pc_dst *d, unsigned block, uint64_t page)
+{
+	uint32_t ps = d->s->blocks[block].page_size;
+	struct rdm_tp_span sp = {block, page * ps, ps};
+
+	if (tx_enter(d))
+		return;
+	if (!rdm_tp_pull(d->s->tp, &sp, 1, true, d->timeout_ms)) {
+		pthread_mutex_lock(&d->tx_lock);
+		d->fault_reads++;
+		pthread_mutex_unlock(&d->tx_lock);
+	}
+	tx_leave(d);
+}
 
 /* The fault thread: the first fault on a page not here asks the source for it. */
 static void on_fault(void *opaque, unsigned block, uint64_t page)
@@ -29,6 +89,10 @@ static void on_fault(void *opaque, unsigned block, uint64_t page)
 	struct rdmig_session *s = d->s;
 	struct rdm_msg m = {.type = RDM_MSG_RP_REQ_PAGES};
 
+	if (d->pull) {
+		fault_read(d, block, page);
+		return;
+	}
 	m.u.req.block = block;
 	m.u.req.offset = page * s->blocks[block].page_size;
 	m.u.req.length = s->blocks[block].page_size;
@@ -49,13 +113,122 @@ static int place(void *opaque, unsigned block, uint64_t off, uint64_t len, const
 	return rdm_uffd_place(d->u, block, off / ps, len / ps, src);
 }
 
+/*
+ * The pages of [pos, pos + n) of block b not here yet, appended to v (*k
+ * spans of cap); returns how many pages it went through: fewer than n when v
+ * is full.
+ */
+static uint64_t spans_of(struct rdm_pc_dst *d, unsigned b, uint64_t pos, uint64_t n,
+			 struct rdm_tp_span *v, unsigned *k, unsigned cap)
+{
+	uint32_t ps = d->s->blocks[b].page_size;
+	uint64_t p;
+
+	for (p = pos; p < pos + n; p++) {
+		struct rdm_tp_span *last = *k ? &v[*k - 1] : NULL;
+
+		if (rdm_uffd_has(d->u, b, p) == 1)
+			continue;
+		if (last && last->block == b && last->off + last->len == p * ps &&
+		    last->len + ps <= RDM_PC_PULL_SPAN)
+			last->len += ps;
+		else if (*k < cap)
+			v[(*k)++] = (struct rdm_tp_span){b, p * ps, ps};
+		else
+			break;
+	}
+	return p - pos;
+}
+
+/* One background read of the k spans in v; 0 or -errno (why in bg_why). */
+static int bg_read(struct rdm_pc_dst *d, const struct rdm_tp_span *v, unsigned k)
+{
+	uint64_t pages = 0;
+	int ret;
+
+	for (unsigned i = 0; i < k; i++)
+		pages += v[i].len / d->s->blocks[v[i].block].page_size;
+	ret = tx_enter(d);
+	if (ret)
+		return ret;
+	ret = rdm_tp_pull(d->s->tp, v, k, false, d->timeout_ms);
+	if (ret)
+		rdm_errtext(d->bg_why, sizeof(d->bg_why), "reading pages in the background: %s",
+			    rdm_tp_why(ret));
+	pthread_mutex_lock(&d->tx_lock);
+	d->bg_pages += ret ? 0 : pages;
+	pthread_mutex_unlock(&d->tx_lock);
+	tx_leave(d);
+	return ret;
+}
+
+/* pull: every discarded page, in block order, a few spans a read (faults go first there). */
+static void *bg_main(void *arg)
+{
+	struct rdm_pc_dst *d = arg;
+	struct rdmig_session *s = d->s;
+	struct rdm_tp_span v[RDM_PC_PULL_SPANS];
+	unsigned k = 0;
+	int ret = 0;
+
+	for (unsigned b = 0; b < s->nblocks && !ret; b++) {
+		uint64_t pos = 0, n, npages = s->blocks[b].npages;
+
+		while (!ret && (n = rdm_bitmap_next_run(d->want[b], npages, &pos, 0, 0))) {
+			uint64_t used = spans_of(d, b, pos, n, v, &k, RDM_PC_PULL_SPANS);
+
+			pos += used;
+			if (used < n || k == RDM_PC_PULL_SPANS) {
+				ret = bg_read(d, v, k);
+				k = 0;
+			}
+		}
+	}
+	if (!ret && k)
+		ret = bg_read(d, v, k);
+	pthread_mutex_lock(&d->tx_lock);
+	d->bg_state = ret;
+	pthread_mutex_unlock(&d->tx_lock);
+	return NULL;
+}
+
+int rdm_pc_run(struct rdm_pc_dst *d)
+{
+	int ret;
+
+	if (!d->pull)
+		return 0;
+	pthread_mutex_lock(&d->tx_lock);
+	d->bg_state = 1;
+	pthread_mutex_unlock(&d->tx_lock);
+	ret = -pthread_create(&d->bg, NULL, bg_main, d);
+	d->bg_started = !ret;
+	if (ret)
+		rdm_errtext(d->bg_why, sizeof(d->bg_why), "cannot start the background reader: %s",
+			    strerror(-ret));
+	return ret;
+}
+
+int rdm_pc_pulled(struct rdm_pc_dst *d, char *why, size_t len)
+{
+	int st;
+
+	if (!d->pull)
+		return 0;
+	pthread_mutex_lock(&d->tx_lock);
+	st = d->bg_state;
+	if (st < 0)
+		rdm_errtext(why, len, "%s", d->bg_why);
+	pthread_mutex_unlock(&d->tx_lock);
+	return st;
+}
+
 int rdm_pc_check(struct rdmig_session *s)
 {
 	if (!s->opts.caps[RDMIG_CAP_POSTCOPY_RAM])
 		return 0;
 	if (!s->ops->set_placer) {
-		rdm_set_api_error(s, "postcopy-ram is not available over %s yet (tcp only)",
-				  s->ops->name);
+		rdm_set_api_error(s, "postcopy-ram is not available over %s", s->ops->name);
 		return -ENOTSUP;
 	}
 	for (unsigned i = 0; i < s->nblocks; i++)
@@ -64,6 +237,13 @@ int rdm_pc_check(struct rdmig_session *s)
 					  s->blocks[i].name, s->blocks[i].page_size);
 			return -ENOTSUP;
 		}
+	/* Reads pin all of the source's RAM until the end: nothing to give back. */
+	if (s->role == RDMIG_ROLE_SOURCE && s->ops->pull && s->opts.caps[RDMIG_CAP_RELEASE_RAM]) {
+		rdm_set_api_error(s, "release-ram is not available over %s: the source's RAM stays "
+				     "registered for the destination's reads until the end",
+				  s->ops->name);
+		return -ENOTSUP;
+	}
 	/* The destination finds out now, not with the VM stopped at the switch. */
 	if (s->role == RDMIG_ROLE_DEST) {
 		char why[RDM_ERRLEN];
@@ -90,7 +270,22 @@ int rdm_pc_listen(struct rdmig_session *s, struct rdm_pc_dst **out, char *why, s
 		goto err;
 	}
 	d->s = s;
+	d->pull = s->ops->pull != NULL;
+	d->timeout_ms = (int)s->opts.params[RDMIG_PARAM_PEER_TIMEOUT];
+	d->want = calloc(s->nblocks, sizeof(*d->want));
+	if (!d->want) {
+		rdm_errtext(why, len, "postcopy: out of memory");
+		goto err;
+	}
+	for (unsigned i = 0; d->pull && i < s->nblocks; i++) {
+		d->want[i] = calloc(rdm_bitmap_words(s->blocks[i].npages), sizeof(uint64_t));
+		if (!d->want[i]) {
+			rdm_errtext(why, len, "postcopy: out of memory");
+			goto err_want;
+		}
+	}
 	pthread_mutex_init(&d->tx_lock, NULL);
+	pthread_cond_init(&d->tx_cond, NULL);
 	for (unsigned i = 0; i < s->nblocks; i++)
 		rg[i] = (struct rdm_uffd_region){s->blocks[i].host, s->blocks[i].len,
 						 s->blocks[i].page_size};
@@ -109,7 +304,12 @@ int rdm_pc_listen(struct rdmig_session *s, struct rdm_pc_dst **out, char *why, s
 err_uffd:
 	rdm_uffd_destroy(d->u);
 err_lock:
+	pthread_cond_destroy(&d->tx_cond);
 	pthread_mutex_destroy(&d->tx_lock);
+err_want:
+	for (unsigned i = 0; i < s->nblocks; i++)
+		free(d->want[i]);
+	free(d->want);
 err:
 	free(rg);
 	free(d);
@@ -140,6 +340,9 @@ int rdm_pc_discard(struct rdm_pc_dst *d, const struct rdm_req_pages *r, char *wh
 		return ret;
 	}
 	d->discarded += r->length / b->page_size;
+	if (d->pull)
+		rdm_bitmap_set_range(d->want[r->block], r->offset / b->page_size,
+				     r->length / b->page_size);
 	return 0;
 }
 
@@ -165,6 +368,16 @@ uint64_t rdm_pc_publish(struct rdm_pc_dst *d)
 	s->stats.postcopy_latency_p99_us = st.latency_p99_us;
 	s->stats.postcopy_latency_max_us = st.latency_max_us;
 	pthread_mutex_unlock(&s->lock);
+	if (d->pull) {
+		/* The source sends nothing here: what it would count, this side did. */
+		pthread_mutex_lock(&d->tx_lock);
+		uint64_t faults = d->fault_reads, bg = d->bg_pages;
+		pthread_mutex_unlock(&d->tx_lock);
+		pthread_mutex_lock(&s->lock);
+		s->stats.postcopy_pages_pulled = faults;
+		s->stats.postcopy_pages_pushed = bg;
+		pthread_mutex_unlock(&s->lock);
+	}
 	return missing;
 }
 
@@ -173,8 +386,13 @@ void rdm_pc_dst_stop(struct rdm_pc_dst *d)
 	if (!d)
 		return;
 	pthread_mutex_lock(&d->tx_lock);
-	d->lost = true; /* from here no request touches the transport */
+	d->lost = true; /* from here no request or read touches the transport */
+	while (d->users)
+		pthread_cond_wait(&d->tx_cond, &d->tx_lock);
 	pthread_mutex_unlock(&d->tx_lock);
+	if (d->bg_started)
+		pthread_join(d->bg, NULL);
+	d->bg_started = false;
 }
 
 void rdm_pc_dst_end(struct rdmig_session *s, struct rdm_pc_dst *d, bool lost)
@@ -197,7 +415,11 @@ void rdm_pc_dst_release(struct rdm_pc_dst *d)
 	if (!d)
 		return;
 	rdm_uffd_destroy(d->u);
+	pthread_cond_destroy(&d->tx_cond);
 	pthread_mutex_destroy(&d->tx_lock);
+	for (unsigned i = 0; i < d->s->nblocks; i++)
+		free(d->want[i]);
+	free(d->want);
 	free(d);
 }
 

@@ -35,8 +35,10 @@ int rdm_pc_request(struct rdmig_session *s, const struct rdm_req_pages *r)
 	pthread_mutex_lock(&s->lock);
 	listening = s->pc.listening;
 	pthread_mutex_unlock(&s->lock);
-	if (!listening) {
-		rdm_set_error(s, "page request before postcopy began");
+	if (!listening || s->ops->pull) {
+		/* Where the destination reads, nothing is ever written into its guarded memory. */
+		rdm_set_error(s, "page request %s", listening ? "over a transport the destination "
+								"reads from" : "before postcopy began");
 		return -EPROTO;
 	}
 	/* Not rate limited: a thread of the VM waits for it. */
@@ -193,6 +195,16 @@ static int release_step(struct rdmig_session *s, struct rdm_ram *ram, struct rel
 	return 0;
 }
 
+/* Tests: the link dies with pages still missing over there. */
+static int cut(struct rdmig_session *s)
+{
+	if (!rdm_fault("src-postcopy-cut"))
+		return 0;
+	rdm_set_error(s, "fault injected at src-postcopy-cut: link cut");
+	s->tp->ops->shutdown(s->tp);
+	return -ECONNRESET;
+}
+
 /* Every dirty page goes, a piece at a time (requests go beside them, from rp_main). */
 static int push(struct rdmig_session *s, struct rdm_ram *ram, struct release *rel, uint64_t *seq)
 {
@@ -205,12 +217,9 @@ static int push(struct rdmig_session *s, struct rdm_ram *ram, struct release *re
 		ret = rdm_check_abort(s);
 		if (ret)
 			return ret;
-		/* Tests: the link dies with pages still missing over there. */
-		if (rdm_fault("src-postcopy-cut")) {
-			rdm_set_error(s, "fault injected at src-postcopy-cut: link cut");
-			s->tp->ops->shutdown(s->tp);
-			return -ECONNRESET;
-		}
+		ret = cut(s);
+		if (ret)
+			return ret;
 		ret = rdm_ram_send_next(ram, &bi, &pos);
 		if (ret <= 0)
 			return ret;
@@ -222,16 +231,58 @@ static int push(struct rdmig_session *s, struct rdm_ram *ram, struct release *re
 	}
 }
 
+/*
+ * The destination reads what it lacks: END at once, then its word that it
+ * has everything, however long that takes (the return path's silence
+ * detector, not a deadline, tells a dead destination).
+ */
+static int await_reads(struct rdmig_session *s, uint64_t seq)
+{
+	int ret = send_seq(s, RDM_MSG_POSTCOPY_END, seq);
+
+	while (!ret) {
+		pthread_mutex_lock(&s->lock);
+		if (s->acked_seq < seq && !s->rp_error)
+			rdm_cond_slice(s, 10);
+		bool acked = s->acked_seq >= seq;
+		ret = acked ? 0 : s->rp_error;
+		pthread_mutex_unlock(&s->lock);
+		if (acked)
+			break;
+		if (!ret)
+			ret = cut(s);
+	}
+	return ret;
+}
+
 int rdm_pc_switchover(struct rdmig_session *s, struct rdm_ram *ram, uint64_t *seq, bool *unknown)
 {
 	struct release rel = {0};
 	int ret;
 
+	/* Registered while the VM still runs: the downtime does not pay for it. */
+	if (s->ops->pull) {
+		ret = rdm_tp_expose(s->tp);
+		if (ret) {
+			rdm_set_error(s, "postcopy: %s", rdm_tp_why(ret));
+			return ret;
+		}
+	}
 	/* LISTEN's seq is the last pass's: its pages are in before the guard goes on. */
 	ret = handover(s, ram, *seq, unknown);
 	if (ret)
 		return ret;
 	rdm_set_status(s, RDMIG_STATUS_POSTCOPY_ACTIVE);
+	if (s->ops->pull) {
+		/* A seq of its own: the last pass's was acknowledged long ago. */
+		ret = rdm_tp_fence(s->tp, ++*seq);
+		if (ret)
+			rdm_set_error(s, "fence: %s", rdm_tp_why(ret));
+		else
+			ret = await_reads(s, *seq);
+		rdm_src_update_stats(s, ram);
+		return ret;
+	}
 	ret = push(s, ram, &rel, seq);
 	if (!ret)
 		ret = rdm_ram_flush(ram);

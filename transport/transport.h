@@ -116,6 +116,12 @@ struct rdm_tp_listener;
 typedef int (*rdm_tp_place_fn)(void *opaque, unsigned block, uint64_t off, uint64_t len,
 			       const void *src);
 
+/* A range of one block: [off, off + len), in whole pages. */
+struct rdm_tp_span {
+	unsigned block;
+	uint64_t off, len;
+};
+
 struct rdm_tp_ops {
 	const char *name;
 	int (*connect)(const struct rdm_addr *a, const struct rdm_tp_opts *o, struct rdm_tp **out,
@@ -154,6 +160,19 @@ struct rdm_tp_ops {
 	 * again). Set it only while no pages are in flight (after a fence).
 	 */
 	int (*set_placer)(struct rdm_tp *t, rdm_tp_place_fn fn, void *opaque);
+	/*
+	 * Postcopy by one-sided reads (optional, both or neither; NULL: the
+	 * source pushes pages and answers requests). Source, expose(): from now
+	 * until close() the peer may read the blocks (registered for it, keys
+	 * sent on the control stream, ahead of what send() sends after).
+	 * Destination, pull(): reads n spans of the source's blocks into staging
+	 * buffers and hands each to the placer (set_placer() first) before it
+	 * returns; urgent reads never wait behind the others. Several threads may
+	 * pull at once.
+	 */
+	int (*expose)(struct rdm_tp *t);
+	int (*pull)(struct rdm_tp *t, const struct rdm_tp_span *v, unsigned n, bool urgent,
+		    int timeout_ms);
 	/* Makes blocked and later calls fail with -ECANCELED; safe from any thread. */
 	void (*shutdown)(struct rdm_tp *t);
 	void (*close)(struct rdm_tp *t);
@@ -217,6 +236,19 @@ static inline int rdm_tp_wait_fence(struct rdm_tp *t, uint64_t seq, int timeout_
 {
 	rdm_tp_err_clear();
 	return t->ops->wait_fence(t, seq, timeout_ms);
+}
+
+static inline int rdm_tp_expose(struct rdm_tp *t)
+{
+	rdm_tp_err_clear();
+	return t->ops->expose(t);
+}
+
+static inline int rdm_tp_pull(struct rdm_tp *t, const struct rdm_tp_span *v, unsigned n,
+			      bool urgent, int timeout_ms)
+{
+	rdm_tp_err_clear();
+	return t->ops->pull(t, v, n, urgent, timeout_ms);
 }
 
 static inline int rdm_tp_set_blocks(struct rdm_tp *t, const struct rdm_tp_block *b, unsigned n)

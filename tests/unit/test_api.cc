@@ -128,7 +128,7 @@ TEST_F(Api, ParametersAreCheckedWhenSet)
 	EXPECT_EQ(-EINVAL, rdmig_set_parameter(src, (rdmig_param)999, 1));
 }
 
-TEST_F(Api, PostcopyIsCheckedAndRdmaNotYetOffered)
+TEST_F(Api, PostcopyIsCheckedAndReleaseRamRefusedOverRdma)
 {
 	ASSERT_EQ(0, rdmig_add_block(src, "ram", mem, len, 4096));
 	ASSERT_EQ(0, rdmig_set_capability(src, RDMIG_CAP_RETURN_PATH, false));
@@ -136,8 +136,11 @@ TEST_F(Api, PostcopyIsCheckedAndRdmaNotYetOffered)
 	EXPECT_TRUE(ErrorMentions(src, "return-path"));
 	ASSERT_EQ(0, rdmig_set_capability(src, RDMIG_CAP_RETURN_PATH, true));
 	ASSERT_EQ(0, rdmig_set_capability(src, RDMIG_CAP_POSTCOPY_RAM, true));
+	/* Over rdma the destination reads the source's RAM, registered until the end. */
+	ASSERT_EQ(0, rdmig_set_capability(src, RDMIG_CAP_RELEASE_RAM, true));
 	EXPECT_EQ(-ENOTSUP, rdmig_migrate(src, "rdma:127.0.0.1:4444"));
-	EXPECT_TRUE(ErrorMentions(src, "postcopy-ram is not available over rdma"));
+	EXPECT_TRUE(ErrorMentions(src, "release-ram is not available over rdma"));
+	ASSERT_EQ(0, rdmig_set_capability(src, RDMIG_CAP_RELEASE_RAM, false));
 	/* Not started: postcopy can be asked for only while a migration runs. */
 	EXPECT_EQ(-EINVAL, rdmig_postcopy_start(src));
 	EXPECT_TRUE(ErrorMentions(src, "postcopy"));

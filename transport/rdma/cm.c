@@ -113,7 +113,8 @@ static int ensure_device(struct rdm_rdma *r, struct rdma_cm_id *id)
 int rt_setup_qp(struct rdm_rdma *r, struct rt_qp *q, struct rdma_cm_id *id, bool data)
 {
 	struct ibv_qp_init_attr qa = {0};
-	unsigned sdepth = data ? RT_SQ_DEPTH + 16 : RT_SLOTS + RT_RESERVE + 4;
+	/* The control QP also carries postcopy's urgent READs (read.c). */
+	unsigned sdepth = data ? RT_SQ_DEPTH + 16 : RT_SLOTS + RT_RESERVE + 4 + 2 * RT_STAGE_URGENT;
 	unsigned rdepth = data ? RT_FENCE_RECVS : RT_CREDITS + RT_RESERVE;
 	int ret;
 
@@ -140,6 +141,20 @@ int rt_setup_qp(struct rdm_rdma *r, struct rt_qp *q, struct rdma_cm_id *id, bool
 		return -errno;
 	q->qp = id->qp;
 	return 0;
+}
+
+void rt_rd_depth(struct rdm_rdma *r, uint8_t *initiator, uint8_t *responder)
+{
+	struct ibv_device_attr da;
+	int in = 1, out = 1;
+
+	/* Postcopy's READs: several in flight per QP, as many as the device takes. */
+	if (r->verbs && !ibv_query_device(r->verbs, &da)) {
+		in = da.max_qp_init_rd_atom < (int)RT_RD_DEPTH ? da.max_qp_init_rd_atom : (int)RT_RD_DEPTH;
+		out = da.max_qp_rd_atom < (int)RT_RD_DEPTH ? da.max_qp_rd_atom : (int)RT_RD_DEPTH;
+	}
+	*initiator = (uint8_t)(in > 0 ? in : 1);
+	*responder = (uint8_t)(out > 0 ? out : 1);
 }
 
 void rt_destroy_qp(struct rt_qp *q)
@@ -227,8 +242,7 @@ static int connect_one(struct rdm_rdma *r, struct rt_qp *q, unsigned index,
 	}
 	cp.private_data = pdata;
 	cp.private_data_len = (uint8_t)plen;
-	cp.responder_resources = 1;
-	cp.initiator_depth = 1;
+	rt_rd_depth(r, &cp.initiator_depth, &cp.responder_resources);
 	cp.retry_count = 7;
 	cp.rnr_retry_count = 7;
 	if (rdma_connect(id, &cp)) {

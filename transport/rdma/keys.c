@@ -370,10 +370,9 @@ static int handle(struct rdm_rdma *r, const struct rdm_msg *m)
 
 	switch (m->type) {
 	case RDM_MSG_RDMA_KEYS:
-		if (!r->source)
-			break;
+		/* At a destination: the source's blocks, for postcopy's reads. */
 		pthread_mutex_lock(&r->lock);
-		ret = on_keys(r, &m->u.keys);
+		ret = r->source ? on_keys(r, &m->u.keys) : rt_read_on_keys(r, &m->u.keys);
 		pthread_mutex_unlock(&r->lock);
 		return ret;
 	case RDM_MSG_RDMA_READY:

@@ -241,8 +241,7 @@ static int on_request(struct rt_listener *l, struct rdma_cm_event *ev, char *err
 		rdma_reject(ev->id, NULL, 0);
 		return ret;
 	}
-	acc.responder_resources = 1;
-	acc.initiator_depth = 1;
+	rt_rd_depth(r, &acc.initiator_depth, &acc.responder_resources);
 	acc.retry_count = 7;
 	acc.rnr_retry_count = 7;
 	if (rdma_accept(ev->id, &acc)) {

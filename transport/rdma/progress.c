@@ -33,6 +33,8 @@ static int dispatch(struct rdm_rdma *r, struct ibv_cq *cq, struct rt_qp *q, stru
 {
 	bool ctrl = q == &r->ctrl;
 
+	if (cq == q->scq && (wc->wr_id & RT_WR_READ))
+		return rt_read_on_send(r, wc);
 	if (cq == q->scq)
 		return ctrl ? rt_ctrl_on_send(r, wc) : rt_data_on_send(r, q, wc);
 	return ctrl ? rt_ctrl_on_recv(r, wc) : rt_data_on_recv(r, q, wc);

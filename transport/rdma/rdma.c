@@ -81,6 +81,22 @@ static int rt_wait_fence_op(struct rdm_tp *t, uint64_t seq, int timeout_ms)
 	return rt_ret(to_rdma(t), rt_wait_fence(t, seq, timeout_ms));
 }
 
+static int rt_set_placer_op(struct rdm_tp *t, rdm_tp_place_fn fn, void *opaque)
+{
+	return rt_ret(to_rdma(t), rt_set_placer(t, fn, opaque));
+}
+
+static int rt_expose_op(struct rdm_tp *t)
+{
+	return rt_ret(to_rdma(t), rt_expose(t));
+}
+
+static int rt_pull_op(struct rdm_tp *t, const struct rdm_tp_span *v, unsigned n, bool urgent,
+		      int timeout_ms)
+{
+	return rt_ret(to_rdma(t), rt_pull(t, v, n, urgent, timeout_ms));
+}
+
 static void rt_shutdown(struct rdm_tp *t)
 {
 	rt_fail(to_rdma(t), -ECANCELED, "shut down");
@@ -105,6 +121,9 @@ const struct rdm_tp_ops rdm_rdma_ops = {
 	.wait_fence = rt_wait_fence_op,
 	.send = rt_send,
 	.recv = rt_recv,
+	.set_placer = rt_set_placer_op,
+	.expose = rt_expose_op,
+	.pull = rt_pull_op,
 	.shutdown = rt_shutdown,
 	.close = rt_close,
 };

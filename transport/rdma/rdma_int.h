@@ -16,6 +16,12 @@
  * so the destination knows iteration seq is in memory once every QP's fence
  * has arrived — no drain of the send queues.
  *
+ * Postcopy (read.c): the source registers its blocks for REMOTE_READ and
+ * sends their keys; the destination READs the pages it lacks into registered
+ * staging slots (faults on the control QP, the rest on the data QPs, so a
+ * fault never queues behind background reads) and hands them to the placer.
+ * Memory userfaultfd guards is never written by the NIC.
+ *
  * Registration (pin/): pin-all sends every key at set_blocks; on demand the
  * source asks for the keys of the chunks just ahead of its writes, many per
  * message, while it keeps writing to chunks it has keys for, and tells the
@@ -25,9 +31,10 @@
  * each other; the doors open one way):
  *   base.c      first error, clocks, errno dialects (calls nobody)
  *   ctrl.c      control channel: slots, credits, message queues
- *   keys.c      registration across the wire, on its own thread (-> ctrl)
+ *   read.c      postcopy: blocks exposed for READ, staging, reads (-> ctrl)
+ *   keys.c      registration across the wire, on its own thread (-> ctrl, read)
  *   data.c      WR chains, fences, completions of data QPs (-> keys)
- *   progress.c  the completion thread (-> ctrl, data)
+ *   progress.c  the completion thread (-> ctrl, read, data)
  *   cm.c        rdma_cm: QPs, connecting, the CM thread (-> ctrl)
  *   session.c   one rdm_rdma's allocation and teardown (-> progress, cm, keys, ctrl)
  *   listen.c    the listener, sessions assembled side by side
@@ -70,6 +77,10 @@
 #define RT_FENCE_RECVS 64u       /* receives posted for fence immediates per data QP */
 #define RT_RING 2048u              /* > send queue depth */
 #define RT_PREFETCH 32u          /* on demand: chunk keys asked for ahead of the writer */
+#define RT_RD_DEPTH 16u          /* READs in flight per QP (clamped to the device's) */
+#define RT_STAGE_LEN (2u << 20)  /* a staging slot: the largest page postcopy takes */
+#define RT_STAGE_URGENT 2u       /* slots only faults use */
+#define RT_STAGE_SLOTS 10u       /* slots in all */
 
 /* The CHANNEL frame in the connect private data (cm.c, listen.c). */
 #define RT_FLAG_PIN_ALL 1u
@@ -82,6 +93,8 @@
 #define RT_WR_SLOT 0x2000000ull
 #define RT_WR_CREDIT 0x3000000ull
 #define RT_WR_FENCE 0x4000000ull
+/* wr_id of a READ, on any QP (data QPs number their WRs below it): the tag | the slot. */
+#define RT_WR_READ (1ull << 62)
 
 /* What has been posted on a data QP up to and including one WR. */
 struct rt_mark {
@@ -127,6 +140,18 @@ struct rt_qp {
 };
 
 struct rt_out;
+
+/* A staging slot of the destination's postcopy reads (read.c). */
+struct rt_stage {
+	bool busy;        /* held by a pull() */
+	unsigned pending; /* its READs not completed yet */
+};
+
+/* The source's blocks as the destination may read them. */
+struct rt_peer_block {
+	uint64_t addr, len;
+	uint32_t rkey;
+};
 
 struct rt_msgq {
 	struct rt_msgq *next;
@@ -193,6 +218,16 @@ struct rdm_rdma {
 	unsigned asks_out;         /* REG_REQ messages without an answer */
 	pthread_t keys;            /* the keys thread (keys.c) */
 	bool keys_started;
+
+	/* postcopy reads (read.c) */
+	struct ibv_mr **read_mr;       /* source: [block], REMOTE_READ, from expose() to close */
+	struct rt_peer_block *peer;    /* destination: [block], once the source's keys came */
+	rdm_tp_place_fn place;         /* destination: where read pages go */
+	void *place_opaque;
+	uint8_t *stage;                /* destination: RT_STAGE_SLOTS x RT_STAGE_LEN */
+	struct ibv_mr *stage_mr;
+	struct rt_stage slot[RT_STAGE_SLOTS];
+	unsigned read_rr;              /* the data QP the next background read goes on */
 };
 
 #define to_rdma(t) ((struct rdm_rdma *)(t))
@@ -229,6 +264,18 @@ void rt_ctrl_flush(struct rdm_rdma *r, int ms);
 int rt_ctrl_on_recv(struct rdm_rdma *r, const struct ibv_wc *wc);
 int rt_ctrl_on_send(struct rdm_rdma *r, const struct ibv_wc *wc);
 
+/* read.c */
+int rt_expose(struct rdm_tp *t);
+int rt_set_placer(struct rdm_tp *t, rdm_tp_place_fn fn, void *opaque);
+int rt_pull(struct rdm_tp *t, const struct rdm_tp_span *v, unsigned n, bool urgent,
+	    int timeout_ms);
+/* Destination, keys thread, lock held: the source's keys for reads (RDMA_KEYS). */
+int rt_read_on_keys(struct rdm_rdma *r, const struct rdm_rdma_keys *ks);
+/* Progress-thread side (lock held): a READ's completion. */
+int rt_read_on_send(struct rdm_rdma *r, const struct ibv_wc *wc);
+/* After the QPs are gone: the read registrations and staging. */
+void rt_read_fini(struct rdm_rdma *r);
+
 /* keys.c */
 /* set_blocks: registers (pin-all), starts the keys thread, source waits for RDMA_READY. */
 int rt_keys_setup(struct rdm_rdma *r);
@@ -264,6 +311,8 @@ int rt_next_event(struct rdma_event_channel *ech, int timeout_ms, struct rdma_cm
 int rt_connect_all(struct rdm_rdma *r, const struct rdm_addr *a, char *err, size_t errlen);
 int rt_setup_qp(struct rdm_rdma *r, struct rt_qp *q, struct rdma_cm_id *id, bool data);
 void rt_destroy_qp(struct rt_qp *q);
+/* The READ depths to connect with: RT_RD_DEPTH, or less where the device takes less. */
+void rt_rd_depth(struct rdm_rdma *r, uint8_t *initiator, uint8_t *responder);
 int rt_start_cm_thread(struct rdm_rdma *r);
 
 /* session.c */

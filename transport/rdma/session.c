@@ -74,6 +74,7 @@ void rt_free(struct rdm_rdma *r)
 	rt_destroy_qp(&r->ctrl);
 	/* After the QPs: every key handed out dies here. */
 	rdm_pin_destroy(r->pin);
+	rt_read_fini(r);
 	rt_ctrl_fini(r);
 	if (r->cch)
 		ibv_destroy_comp_channel(r->cch);
