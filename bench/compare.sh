@@ -9,16 +9,24 @@
 #
 #   bench/compare.sh [--ram MiB] [--dirty MiB/s] [--runs N]   the rdma link
 #   bench/compare.sh --host-tcp [--ram MiB]                   tcp on loopback here
+#   bench/compare.sh --postcopy [--ram MiB] [--dirty MiB/s] [--runs N]
+#
+# --postcopy: the same guest, dirtying and read by --dest-readers 1 at the
+# destination, switched to postcopy after its first pass: rdmig over rdma (the
+# destination READs what it lacks, on demand and pin-all) and over tcp (the
+# source pushes, requests on the return path), side by side: total time, the
+# VM's pause, pages pulled and pushed, blocktime and fault latency.
 #
 # Without an RDMA device here, the first form runs itself inside the soft-RoCE
 # VM (tests/vm/rxe-run): every figure then comes from the same VM boot.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-ram=64 dirty=0 runs=1 hosttcp=
+ram=64 dirty=0 runs=1 hosttcp= postcopy=
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--host-tcp) hosttcp=1; shift ;;
+	--postcopy) postcopy=1; shift ;;
 	--ram) ram=$2; shift 2 ;;
 	--dirty) dirty=$2; shift 2 ;;
 	--runs) runs=$2; shift 2 ;;
@@ -32,7 +40,8 @@ if [ ! -x "$bench" ]; then
 fi
 
 if [ -z "$hosttcp" ] && [ -z "${RDMIG_IN_VM:-}" ] && ! ibv_devices 2>/dev/null | awk 'NR > 2' | grep -q .; then
-	exec tests/vm/rxe-run bench/compare.sh --ram "$ram" --dirty "$dirty" --runs "$runs"
+	exec tests/vm/rxe-run bench/compare.sh --ram "$ram" --dirty "$dirty" --runs "$runs" \
+		${postcopy:+--postcopy}
 fi
 
 addr=${RDMIG_RDMA_ADDR:-$( (ip -4 -o addr show dev dummy0 2>/dev/null || true) | awk '{print $4}' | cut -d/ -f1)}
@@ -95,6 +104,41 @@ rdmig() {
 qemu_row() {
 	python3 bench/qemu-migrate.py --transport "$1" --host "$addr" --ram "$ram" --name "qemu $1" >>"$out" || true
 }
+
+if [ -n "$postcopy" ]; then
+	[ "$dirty" != 0 ] || dirty=256
+	pc() {
+		local name=$1
+		shift
+		local j
+		j=$("$bench" --ram "$ram" --dirty-rate "$dirty" --zero-pct 0 --text-pct 0 --json \
+			--postcopy 1 --downtime-limit 1 --dest-readers 1 --host "$addr" "$@" || true)
+		echo "${j%\}}, \"name\": \"$name\"}" >>"$out"
+	}
+	for _ in $(seq "$runs"); do
+		pc "rdmig rdma READ on-demand" --transport rdma --channels 2
+		pc "rdmig rdma READ pin-all" --transport rdma --channels 2 --pin-all
+		pc "rdmig tcp push+requests" --transport tcp --channels 2
+	done
+	python3 - "$out" "$ram" "$dirty" <<'EOF'
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+print(f"bench/compare.sh --postcopy: {sys.argv[2]} MiB of random RAM, guest dirtying "
+      f"{sys.argv[3]} MiB/s, postcopy after the first pass, one destination reader")
+print(f"{'what':26} {'total ms':>9} {'down ms':>8} {'pulled':>7} {'pushed':>7} {'block ms':>9} "
+      f"{'p50 us':>7} {'p99 us':>7} {'max us':>7}  verified")
+for r in rows:
+    p = r.get("postcopy", {})
+    print(f"{r['name']:26} {r.get('total_time_ms', 0):>9} {r.get('downtime_ms', 0):>8} "
+          f"{p.get('pulled', 0):>7} {p.get('pushed', 0):>7} {p.get('blocktime_ms', 0):>9} "
+          f"{p.get('latency_p50_us', 0):>7} {p.get('latency_p99_us', 0):>7} "
+          f"{p.get('latency_max_us', 0):>7}  {'yes' if r.get('verified') else 'NO'}")
+print("raw:")
+for r in rows:
+    print(json.dumps(r))
+EOF
+	exit 0
+fi
 
 for _ in $(seq "$runs"); do
 	if [ -n "$hosttcp" ]; then

@@ -64,7 +64,7 @@ static void usage(FILE *f)
 		"  --pattern random|seq|hotset  --hot MiB  --threads N\n"
 		"  --channels N --chunk KiB --pin-all --max-bandwidth MiB/s\n"
 		"  --downtime-limit ms --auto-converge --timeout s (300)\n"
-		"  --postcopy N              switch to postcopy after N passes (tcp; both sides\n"
+		"  --postcopy N              switch to postcopy after N passes (both sides\n"
 		"                            set postcopy-ram, the destination reads its RAM once\n"
 		"                            it runs: --dest-readers threads, 2)\n"
 		"  --postcopy-after N        let the source switch by itself after N passes that\n"

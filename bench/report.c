@@ -10,6 +10,12 @@ double bench_throughput_mibs(const struct bench_report *r)
 	return ms ? (double)r->src.ram_transferred / MIB / ((double)ms / 1000.0) : 0.0;
 }
 
+/* Postcopy's pages were counted by whoever moved them: the source (tcp) or the destination's reads (rdma). */
+static const struct rdmig_stats *mover(const struct bench_report *r)
+{
+	return r->src.postcopy_pages_pulled || r->src.postcopy_pages_pushed ? &r->src : &r->dst;
+}
+
 void bench_print_table(FILE *f, const struct bench_report *r)
 {
 	const struct rdmig_stats *s = &r->src;
@@ -39,9 +45,10 @@ void bench_print_table(FILE *f, const struct bench_report *r)
 		fprintf(f, "  %-22s %llu received, %llu sent by the destination\n",
 			"postcopy requests", (unsigned long long)s->postcopy_requests,
 			(unsigned long long)d->postcopy_requests);
-		fprintf(f, "  %-22s %llu pulled, %llu pushed\n", "postcopy pages",
-			(unsigned long long)s->postcopy_pages_pulled,
-			(unsigned long long)s->postcopy_pages_pushed);
+		fprintf(f, "  %-22s %llu pulled, %llu pushed%s\n", "postcopy pages",
+			(unsigned long long)mover(r)->postcopy_pages_pulled,
+			(unsigned long long)mover(r)->postcopy_pages_pushed,
+			mover(r) == d ? " (read by the destination)" : "");
 		fprintf(f, "  %-22s %llu ms (destination threads, summed)\n", "blocktime",
 			(unsigned long long)d->postcopy_blocktime_ms);
 		fprintf(f, "  %-22s p50 %llu us, p99 %llu us, max %llu us\n", "fault latency",
@@ -98,9 +105,9 @@ void bench_print_json(FILE *f, const struct bench_report *r)
 		fprintf(f, ", \"postcopy\": {\"requests\": %llu, \"pulled\": %llu, \"pushed\": %llu, "
 			   "\"blocktime_ms\": %llu, \"latency_p50_us\": %llu, \"latency_p99_us\": %llu, "
 			   "\"latency_max_us\": %llu, \"dest_reads\": %llu}",
-			(unsigned long long)r->src.postcopy_requests,
-			(unsigned long long)r->src.postcopy_pages_pulled,
-			(unsigned long long)r->src.postcopy_pages_pushed,
+			(unsigned long long)r->dst.postcopy_requests,
+			(unsigned long long)mover(r)->postcopy_pages_pulled,
+			(unsigned long long)mover(r)->postcopy_pages_pushed,
 			(unsigned long long)r->dst.postcopy_blocktime_ms,
 			(unsigned long long)r->dst.postcopy_latency_p50_us,
 			(unsigned long long)r->dst.postcopy_latency_p99_us,

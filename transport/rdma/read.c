@@ -8,7 +8,9 @@
  *
  * Slots [0, RT_STAGE_URGENT) are for faults, the rest for the background; a
  * fault's READ goes on the control QP, the background's round the data QPs,
- * so a fault never queues behind a background read. A slot whose READs fail
+ * so a fault never queues behind a background read, and while one is in
+ * flight the background posts nothing new (on a soft device both share the
+ * CPUs that move the bytes). A slot whose READs fail
  * stays busy: the NIC may still write into it, and the transport is failed.
  */
 #include <errno.h>
@@ -199,9 +201,24 @@ static int free_slot(struct rdm_rdma *r, bool urgent)
 	return -1;
 }
 
+/* Lock held: a fault's read is in flight (the background posts nothing meanwhile). */
+static bool faulting(struct rdm_rdma *r)
+{
+	for (unsigned i = 0; i < RT_STAGE_URGENT; i++)
+		if (r->slot[i].busy)
+			return true;
+	return false;
+}
+
+/* Lock held: the slot a new piece of this class may take now, or -1. */
+static int next_slot(struct rdm_rdma *r, bool urgent)
+{
+	return !urgent && faulting(r) ? -1 : free_slot(r, urgent);
+}
+
 static bool slot_free(struct rdm_rdma *r, unsigned urgent)
 {
-	return free_slot(r, urgent) >= 0;
+	return next_slot(r, urgent) >= 0;
 }
 
 /* Lock held: the READs of one piece (a WR per RT_MAX_WR), on the control QP or a data QP. */
@@ -306,7 +323,7 @@ int rt_pull(struct rdm_tp *t, const struct rdm_tp_span *v, unsigned n, bool urge
 			int slot = -1;
 
 			pthread_mutex_lock(&r->lock);
-			while (!ret && (slot = free_slot(r, urgent)) < 0 && !count)
+			while (!ret && (slot = next_slot(r, urgent)) < 0 && !count)
 				ret = wait_locked(r, deadline, slot_free, urgent, "a staging slot");
 			if (!ret && slot >= 0) {
 				p.slot = (unsigned)slot;
