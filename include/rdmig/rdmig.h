@@ -135,8 +135,9 @@ struct rdmig_stats {
 	/* Since 0.3 (a caller built before gets the fields above only). */
 	uint64_t postcopy_requests;    /* page requests: received (source), sent (destination) */
 	uint64_t postcopy_pages_missing; /* destination: pages dropped at the switch, not yet here */
-	uint64_t postcopy_pages_pulled; /* source: pages sent because they were asked for */
-	uint64_t postcopy_pages_pushed; /* source: pages sent in the background */
+	/* tcp: the source's counts; rdma: the destination's, which reads every page itself */
+	uint64_t postcopy_pages_pulled; /* pages sent (rdma: read) because a thread faulted on them */
+	uint64_t postcopy_pages_pushed; /* pages sent (rdma: read) in the background */
 	/* Destination: QEMU's postcopy-blocktime (summed over the faulting threads) and the
 	 * time from a fault to its page's arrival. */
 	uint64_t postcopy_blocktime_ms;
