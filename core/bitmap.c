@@ -33,7 +33,8 @@ void rdm_bitmap_clear_all(uint64_t *map, uint64_t nbits)
 	memset(map, 0, rdm_bitmap_words(nbits) * sizeof(*map));
 }
 
-void rdm_bitmap_set_range(uint64_t *map, uint64_t first, uint64_t n)
+/* Bits [first, first + n) set or cleared, whole words at a time between the two ends. */
+static void range(uint64_t *map, uint64_t first, uint64_t n, bool set)
 {
 	uint64_t w, last_w, head, tail;
 
@@ -43,34 +44,24 @@ void rdm_bitmap_set_range(uint64_t *map, uint64_t first, uint64_t n)
 	last_w = (first + n - 1) / WORD_BITS;
 	head = ~UINT64_C(0) << (first % WORD_BITS);
 	tail = ~UINT64_C(0) >> (WORD_BITS - 1 - (first + n - 1) % WORD_BITS);
-	if (w == last_w) {
-		map[w] |= head & tail;
+	if (w == last_w)
+		head &= tail;
+	map[w] = set ? map[w] | head : map[w] & ~head;
+	if (w == last_w)
 		return;
-	}
-	map[w++] |= head;
-	while (w < last_w)
-		map[w++] = ~UINT64_C(0);
-	map[last_w] |= tail;
+	for (w++; w < last_w; w++)
+		map[w] = set ? ~UINT64_C(0) : 0;
+	map[last_w] = set ? map[last_w] | tail : map[last_w] & ~tail;
+}
+
+void rdm_bitmap_set_range(uint64_t *map, uint64_t first, uint64_t n)
+{
+	range(map, first, n, true);
 }
 
 void rdm_bitmap_clear_range(uint64_t *map, uint64_t first, uint64_t n)
 {
-	uint64_t w, last_w, head, tail;
-
-	if (!n)
-		return;
-	w = first / WORD_BITS;
-	last_w = (first + n - 1) / WORD_BITS;
-	head = ~UINT64_C(0) << (first % WORD_BITS);
-	tail = ~UINT64_C(0) >> (WORD_BITS - 1 - (first + n - 1) % WORD_BITS);
-	if (w == last_w) {
-		map[w] &= ~(head & tail);
-		return;
-	}
-	map[w++] &= ~head;
-	while (w < last_w)
-		map[w++] = 0;
-	map[last_w] &= ~tail;
+	range(map, first, n, false);
 }
 
 uint64_t rdm_bitmap_count(const uint64_t *map, uint64_t nbits)
