@@ -80,6 +80,9 @@ enum rdm_msg_type {
 #define RDM_FEAT_AUTH (1ull << 3)
 #define RDM_FEAT_ALL (RDM_FEAT_ZERO_RUNS | RDM_FEAT_RETURN_PATH | RDM_FEAT_POSTCOPY)
 
+/* HELLO flags: the source resumes a paused postcopy (core/postcopy_recover.c). */
+#define RDM_HELLO_F_RESUME 0x1u
+
 struct rdm_hello {
 	uint32_t magic;
 	uint16_t version;
@@ -196,6 +199,8 @@ struct rdm_req_pages {
 /*
  * RP_RECV_BITMAP: u32 block, u64 nbits, then ceil(nbits/64) u64 words. Bits of
  * the last word past nbits are sent as 0 (encode masks them, decode refuses them).
+ * A block's map may come in several messages, in order: each goes on where the
+ * one before ended (all but the last carry a multiple of 64 bits).
  */
 struct rdm_recv_bitmap {
 	uint32_t block;

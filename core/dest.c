@@ -126,6 +126,11 @@ static int negotiate(struct dest *d, int first, size_t len)
 		return drop(d, -EPROTONOSUPPORT,
 			    "source speaks protocol version %u, destination %u",
 			    m.u.hello.version, RDM_WIRE_VERSION);
+	/* A paused postcopy takes only its source's resume; a fresh listener only a new migration. */
+	if (!(m.u.hello.flags & RDM_HELLO_F_RESUME) != !d->pc_running)
+		return drop(d, -EPROTO, "%s", d->pc_running ? "a new migration, but this destination "
+							      "waits for its postcopy to resume"
+							    : "a postcopy resume, but nothing here to resume");
 	ret = rdm_auth_match(s, &a, m.u.hello.features, false, why, sizeof(why));
 	if (ret)
 		return drop(d, ret, "%s", why);
@@ -422,9 +427,9 @@ static int serve(struct dest *d, bool *unknown)
 }
 
 /*
- * The source is gone with the VM running here and pages missing: nothing can
- * bring them (recovery is still to come), so the migration failed, and the
- * VM's threads that touch those pages wait on them (rdm_pc_dst_end()).
+ * Postcopy given up (the session destroyed while paused): the migration
+ * failed, and the VM's threads that touch missing pages wait on them
+ * (rdm_pc_dst_end()) until the guard goes with the session.
  */
 static void lost_in_postcopy(struct dest *d, int *ret)
 {
@@ -434,26 +439,86 @@ static void lost_in_postcopy(struct dest *d, int *ret)
 				      "here cannot go on", (unsigned long long)rdm_pc_publish(d->pc));
 }
 
-static void drop_tp(struct rdmig_session *s)
+/*
+ * Strangers are dropped and the listener goes on; the real source ends the
+ * loop (then s->tp is its transport, negotiated unless this fails). Peers
+ * wait in the lobby until one speaks (lobby.h). The listener is closed after.
+ */
+static int accept_source(struct dest *d, uint64_t *t0)
 {
-	struct rdm_tp *tp;
+	struct rdmig_session *s = d->s;
+	struct rdm_lobby lobby;
+	size_t len = 0;
+	int ret, first;
 
+	rdm_lobby_init(&lobby, s, d->timeout);
+	do {
+		d->retry = false;
+		ret = rdm_lobby_next(&lobby, d->buf, RDM_CTRL_BUF, &len, &first);
+		if (ret)
+			break;
+		*t0 = rdm_now_ms();
+		ret = negotiate(d, first, len);
+		if (d->retry && !rdm_cancelled(s))
+			rdm_pc_drop_tp(s);
+	} while (d->retry && !rdm_cancelled(s));
+	rdm_lobby_close(&lobby);
 	pthread_mutex_lock(&s->lock);
-	tp = s->tp;
-	s->tp = NULL;
+	s->ops->listener_close(s->listener);
+	s->listener = NULL;
 	pthread_mutex_unlock(&s->lock);
-	tp->ops->close(tp);
+	return ret;
+}
+
+/*
+ * The source is gone with the VM running here and pages missing: paused
+ * until a recovery brings them (or the session is destroyed: then *ret is
+ * the loss, and the VM's threads that touch those pages wait on them,
+ * rdm_pc_dst_end()). Returns once postcopy ended either way.
+ */
+static void pc_paused(struct dest *d, int *ret, bool *unknown)
+{
+	struct rdmig_session *s = d->s;
+	uint64_t t0;
+
+	while (*ret && d->pc_running) {
+		rdm_pc_dst_stop(d->pc);
+		rdm_pc_drop_tp(s);
+		rdm_error_context(s, *ret, "postcopy paused: source lost with %llu pages not here yet "
+					   "(the VM runs here; rdmig_postcopy_recover() goes on)",
+				  (unsigned long long)rdm_pc_publish(d->pc));
+		if (rdm_pc_pause_wait(s)) {
+			/* Given up: no listener of the last attempt stays open. */
+			pthread_mutex_lock(&s->lock);
+			if (s->listener)
+				s->ops->listener_close(s->listener);
+			s->listener = NULL;
+			pthread_mutex_unlock(&s->lock);
+			return;
+		}
+		*ret = accept_source(d, &t0);
+		if (!*ret) {
+			d->pc_end_seq = 0;
+			*ret = rdm_pc_resume(d->pc, d->why, sizeof(d->why));
+			if (*ret)
+				rdm_set_error(s, "%s", d->why);
+		}
+		if (!*ret) {
+			rdm_set_status(s, RDMIG_STATUS_POSTCOPY_ACTIVE);
+			*ret = serve(d, unknown);
+		} else if (!s->tp && rdm_cancelled(s)) {
+			return;
+		}
+	}
 }
 
 void *rdm_dest_main(void *arg)
 {
 	struct rdmig_session *s = arg;
 	struct dest d = {.s = s, .timeout = (int)s->opts.params[RDMIG_PARAM_PEER_TIMEOUT]};
-	struct rdm_lobby lobby;
 	bool unknown = false;
 	uint64_t t0 = 0;
-	size_t len = 0;
-	int ret, first;
+	int ret;
 
 	d.buf = malloc(RDM_CTRL_BUF);
 	if (!d.buf) {
@@ -464,26 +529,7 @@ void *rdm_dest_main(void *arg)
 		pthread_mutex_unlock(&s->lock);
 		goto out;
 	}
-	/*
-	 * Strangers are dropped and the listener goes on; the real source ends
-	 * the loop. Peers wait in the lobby until one speaks (lobby.h).
-	 */
-	rdm_lobby_init(&lobby, s, d.timeout);
-	do {
-		d.retry = false;
-		ret = rdm_lobby_next(&lobby, d.buf, RDM_CTRL_BUF, &len, &first);
-		if (ret)
-			break;
-		t0 = rdm_now_ms();
-		ret = negotiate(&d, first, len);
-		if (d.retry && !rdm_cancelled(s))
-			drop_tp(s);
-	} while (d.retry && !rdm_cancelled(s));
-	rdm_lobby_close(&lobby);
-	pthread_mutex_lock(&s->lock);
-	s->ops->listener_close(s->listener);
-	s->listener = NULL;
-	pthread_mutex_unlock(&s->lock);
+	ret = accept_source(&d, &t0);
 	if (!s->tp)
 		goto out_buf;
 	if (ret)
@@ -493,6 +539,7 @@ void *rdm_dest_main(void *arg)
 	pthread_mutex_unlock(&s->lock);
 	rdm_set_status(s, RDMIG_STATUS_ACTIVE);
 	ret = serve(&d, &unknown);
+	pc_paused(&d, &ret, &unknown);
 
 out_tp:
 	if (rdm_cancelled(s) && !unknown && !d.pc_running)
@@ -500,10 +547,7 @@ out_tp:
 	if (d.pc_running)
 		lost_in_postcopy(&d, &ret);
 	rdm_pc_dst_stop(d.pc);
-	pthread_mutex_lock(&s->lock);
-	s->tp->ops->close(s->tp);
-	s->tp = NULL;
-	pthread_mutex_unlock(&s->lock);
+	rdm_pc_drop_tp(s);
 	rdm_pc_dst_end(s, d.pc, d.pc_running);
 out_buf:
 	rdm_devbuf_free(&d.dev);

@@ -44,7 +44,8 @@ static int wait_locked(struct rdmig_session *s, int timeout_ms, enum rdmig_statu
 			ret = -ECANCELED;
 			break;
 		}
-		if (rdm_is_terminal(s->status))
+		/* Paused: not over, but nothing moves until the VMM recovers it. */
+		if (rdm_is_terminal(s->status) || s->status == RDMIG_STATUS_POSTCOPY_PAUSED)
 			break;
 		if (timed_out) {
 			ret = -ETIMEDOUT;
@@ -56,7 +57,7 @@ static int wait_locked(struct rdmig_session *s, int timeout_ms, enum rdmig_statu
 			timed_out = pthread_cond_timedwait(&s->cond, &s->lock, &dl) == ETIMEDOUT;
 	}
 	*final = s->status;
-	if (!ret)
+	if (!ret && rdm_is_terminal(s->status))
 		rdm_join_locked(s);
 	return ret;
 }
@@ -289,6 +290,7 @@ static void rearm_locked(struct rdmig_session *s)
 	atomic_store(&s->pc_start, false);
 	memset(&s->pc, 0, sizeof(s->pc));
 	s->pc_running = false;
+	s->pc_paused = s->pc_recover = s->pc_resume = false;
 	/* The fault thread takes no session lock: it can be joined under it. */
 	rdm_pc_dst_release(s->pc_kept);
 	s->pc_kept = NULL;

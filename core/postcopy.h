@@ -66,6 +66,24 @@ int rdm_pc_request(struct rdmig_session *s, const struct rdm_req_pages *r);
  */
 int rdm_pc_switchover(struct rdmig_session *s, struct rdm_ram *ram, uint64_t *seq, bool *unknown);
 
+/* Recovery, both sides (core/postcopy_recover.c). */
+/*
+ * The migration thread, the link lost in postcopy-active (s->tp closed):
+ * postcopy-paused until rdmig_postcopy_recover() (0, status postcopy-recover,
+ * the error cleared for the attempt) or a destroy (-ECANCELED).
+ */
+int rdm_pc_pause_wait(struct rdmig_session *s);
+/* Destroy: a paused or recovering thread gives up (cancel set, waits cut short). */
+void rdm_pc_abandon(struct rdmig_session *s);
+/* Close and forget s->tp (none: nothing). */
+void rdm_pc_drop_tp(struct rdmig_session *s);
+/*
+ * Source, after rdm_pc_pause_wait(): connect to s->addr with a resume hello,
+ * take the destination's received maps (the pages it lacks become dirty),
+ * and start the return path. 0, or -errno (recorded).
+ */
+int rdm_pc_src_resume(struct rdmig_session *s, struct rdm_ram *ram);
+
 /* Destination (core/postcopy_dst.c). */
 struct rdm_pc_dst;
 /* After the pages of LISTEN's seq are in: guard the blocks, pages by copy from now on. */
@@ -80,6 +98,13 @@ uint64_t rdm_pc_publish(struct rdm_pc_dst *d);
 int rdm_pc_run(struct rdm_pc_dst *d);
 /* Where the transport reads: 1 while pages are still being read, 0 all read, -errno failed (why). */
 int rdm_pc_pulled(struct rdm_pc_dst *d, char *why, size_t len);
+/*
+ * A new transport after postcopy-paused (s->tp, negotiated): pages land
+ * through the guard again, the received maps and RESUME_ACK go to the
+ * source, the reader (where the transport reads) starts over, and every
+ * fault whose request was lost is asked again. 0, or -errno with why.
+ */
+int rdm_pc_resume(struct rdm_pc_dst *d, char *why, size_t len);
 /* No more page requests or reads: call it before the transport closes. */
 void rdm_pc_dst_stop(struct rdm_pc_dst *d);
 /*

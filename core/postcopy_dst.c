@@ -35,7 +35,7 @@ struct rdm_pc_dst {
 	unsigned users;
 	bool lost;
 	uint64_t discarded; /* pages */
-	/* pull: the discarded pages, read in the background from the switch on */
+	/* the discarded pages (pull: read in the background from the switch on) */
 	uint64_t **want;
 	pthread_t bg;
 	bool bg_started;
@@ -277,7 +277,7 @@ int rdm_pc_listen(struct rdmig_session *s, struct rdm_pc_dst **out, char *why, s
 		rdm_errtext(why, len, "postcopy: out of memory");
 		goto err;
 	}
-	for (unsigned i = 0; d->pull && i < s->nblocks; i++) {
+	for (unsigned i = 0; i < s->nblocks; i++) {
 		d->want[i] = calloc(rdm_bitmap_words(s->blocks[i].npages), sizeof(uint64_t));
 		if (!d->want[i]) {
 			rdm_errtext(why, len, "postcopy: out of memory");
@@ -340,9 +340,7 @@ int rdm_pc_discard(struct rdm_pc_dst *d, const struct rdm_req_pages *r, char *wh
 		return ret;
 	}
 	d->discarded += r->length / b->page_size;
-	if (d->pull)
-		rdm_bitmap_set_range(d->want[r->block], r->offset / b->page_size,
-				     r->length / b->page_size);
+	rdm_bitmap_set_range(d->want[r->block], r->offset / b->page_size, r->length / b->page_size);
 	return 0;
 }
 
@@ -379,6 +377,80 @@ uint64_t rdm_pc_publish(struct rdm_pc_dst *d)
 		pthread_mutex_unlock(&s->lock);
 	}
 	return missing;
+}
+
+#define RDM_PC_MAP_WORDS (16u << 10) /* a received map's piece: 128 KiB, 1 Mi pages */
+
+/* RP_RECV_BITMAP pieces of every block: a page is here unless discarded and not placed since. */
+static int send_received(struct rdm_pc_dst *d, uint32_t *pieces, char *why, size_t len)
+{
+	struct rdmig_session *s = d->s;
+	struct rdm_msg m = {.type = RDM_MSG_RP_RECV_BITMAP};
+	uint64_t *map = NULL;
+	int ret = 0;
+
+	*pieces = 0;
+	for (unsigned b = 0; b < s->nblocks && !ret; b++) {
+		uint64_t npages = s->blocks[b].npages, nw = rdm_bitmap_words(npages);
+
+		free(map);
+		map = malloc(nw * sizeof(*map));
+		if (!map) {
+			rdm_errtext(why, len, "postcopy resume: out of memory");
+			return -ENOMEM;
+		}
+		ret = rdm_uffd_received(d->u, b, map, nw);
+		for (uint64_t w = 0; !ret && w < nw; w++)
+			map[w] |= ~d->want[b][w];
+		for (uint64_t w = 0; !ret && w < nw; w += RDM_PC_MAP_WORDS) {
+			uint64_t n = nw - w < RDM_PC_MAP_WORDS ? nw - w : RDM_PC_MAP_WORDS;
+
+			m.u.bitmap.block = b;
+			m.u.bitmap.nbits = w + n == nw ? npages - w * 64 : n * 64;
+			m.u.bitmap.words = map + w;
+			ret = rdm_quiet_send(s, &m);
+			++*pieces;
+		}
+		if (ret)
+			rdm_errtext(why, len, "postcopy resume: sending the received map of %s: %s",
+				    s->blocks[b].name, strerror(-ret));
+	}
+	free(map);
+	return ret;
+}
+
+int rdm_pc_resume(struct rdm_pc_dst *d, char *why, size_t len)
+{
+	struct rdmig_session *s = d->s;
+	struct rdm_msg m = {.type = RDM_MSG_RP_RESUME_ACK};
+	uint32_t pieces;
+	int ret;
+
+	/* Before the source hears anything: a page it sends must not land unguarded. */
+	ret = s->tp->ops->set_placer(s->tp, place, d);
+	if (ret) {
+		rdm_errtext(why, len, "postcopy resume: %s", rdm_tp_why(ret));
+		return ret;
+	}
+	ret = send_received(d, &pieces, why, len);
+	if (ret)
+		return ret;
+	m.u.u32.value = pieces;
+	ret = rdm_quiet_send(s, &m);
+	if (ret) {
+		rdm_errtext(why, len, "postcopy resume: sending resume-ack: %s", strerror(-ret));
+		return ret;
+	}
+	pthread_mutex_lock(&d->tx_lock);
+	d->lost = false;
+	pthread_mutex_unlock(&d->tx_lock);
+	ret = rdm_pc_run(d);
+	if (ret) {
+		rdm_errtext(why, len, "%s", d->bg_why);
+		return ret;
+	}
+	rdm_uffd_reask(d->u);
+	return 0;
 }
 
 void rdm_pc_dst_stop(struct rdm_pc_dst *d)

@@ -122,6 +122,7 @@ struct release {
 	unsigned done_bi;    /* released up to here */
 	uint64_t done_pos;
 	unsigned pieces;     /* pushed since the last fence */
+	bool resumed;        /* after a recovery the push starts over: END alone releases */
 };
 
 #define RDM_PC_RELEASE_EVERY 128 /* pieces (8 MiB at most) between fences */
@@ -167,6 +168,8 @@ static int release_step(struct rdmig_session *s, struct rdm_ram *ram, struct rel
 	bool acked;
 	int ret;
 
+	if (r->resumed)
+		return 0;
 	if (r->seq) {
 		pthread_mutex_lock(&s->lock);
 		acked = s->acked_seq >= r->seq;
@@ -255,6 +258,63 @@ static int await_reads(struct rdmig_session *s, uint64_t seq)
 	return ret;
 }
 
+/* After GO: every page the destination lacks goes (or it reads them), then END and its ack. */
+static int finish(struct rdmig_session *s, struct rdm_ram *ram, struct release *rel, uint64_t *seq)
+{
+	int ret = 0;
+
+	if (s->ops->pull) {
+		/* A resumed transport registers anew: the first one's keys died with it. */
+		if (rel->resumed)
+			ret = rdm_tp_expose(s->tp);
+		/* A seq of its own: the last pass's was acknowledged long ago. */
+		if (!ret)
+			ret = rdm_tp_fence(s->tp, ++*seq);
+		if (ret)
+			rdm_set_error(s, "postcopy: %s", rdm_tp_why(ret));
+		else
+			ret = await_reads(s, *seq);
+		rdm_src_update_stats(s, ram);
+		return ret;
+	}
+	ret = push(s, ram, rel, seq);
+	if (!ret)
+		ret = rdm_ram_flush(ram);
+	if (!ret)
+		ret = rdm_tp_fence(s->tp, ++*seq);
+	if (!ret)
+		ret = send_seq(s, RDM_MSG_POSTCOPY_END, *seq);
+	if (!ret)
+		ret = rdm_src_wait_rp(s, *seq, (int)s->opts.params[RDMIG_PARAM_PEER_TIMEOUT]);
+	/* END acknowledged: the destination has every page. */
+	if (!ret && s->opts.caps[RDMIG_CAP_RELEASE_RAM])
+		release_to(s, rel, s->nblocks, 0);
+	rdm_src_update_stats(s, ram);
+	return ret;
+}
+
+/*
+ * The link failed (err) after GO: the VM runs over there, so nothing is
+ * resumed here; postcopy-paused until a recovery reconnects (0) or the
+ * session is destroyed (err stands). A failed attempt pauses again.
+ */
+static int paused(struct rdmig_session *s, struct rdm_ram *ram, int err)
+{
+	for (;;) {
+		rdm_src_stop_rp(s);
+		rdm_pc_drop_tp(s);
+		rdm_error_context(s, err, "postcopy paused (the VM runs at the destination; "
+					  "rdmig_postcopy_recover() goes on)");
+		if (rdm_pc_pause_wait(s))
+			return err;
+		err = rdm_pc_src_resume(s, ram);
+		if (!err)
+			return 0;
+		if (rdm_cancelled(s))
+			return err;
+	}
+}
+
 int rdm_pc_switchover(struct rdmig_session *s, struct rdm_ram *ram, uint64_t *seq, bool *unknown)
 {
 	struct release rel = {0};
@@ -273,28 +333,14 @@ int rdm_pc_switchover(struct rdmig_session *s, struct rdm_ram *ram, uint64_t *se
 	if (ret)
 		return ret;
 	rdm_set_status(s, RDMIG_STATUS_POSTCOPY_ACTIVE);
-	if (s->ops->pull) {
-		/* A seq of its own: the last pass's was acknowledged long ago. */
-		ret = rdm_tp_fence(s->tp, ++*seq);
+	for (;;) {
+		ret = finish(s, ram, &rel, seq);
+		if (!ret || rdm_cancelled(s))
+			return ret;
+		ret = paused(s, ram, ret);
 		if (ret)
-			rdm_set_error(s, "fence: %s", rdm_tp_why(ret));
-		else
-			ret = await_reads(s, *seq);
-		rdm_src_update_stats(s, ram);
-		return ret;
+			return ret;
+		rel.resumed = true;
+		rdm_set_status(s, RDMIG_STATUS_POSTCOPY_ACTIVE);
 	}
-	ret = push(s, ram, &rel, seq);
-	if (!ret)
-		ret = rdm_ram_flush(ram);
-	if (!ret)
-		ret = rdm_tp_fence(s->tp, ++*seq);
-	if (!ret)
-		ret = send_seq(s, RDM_MSG_POSTCOPY_END, *seq);
-	if (!ret)
-		ret = rdm_src_wait_rp(s, *seq, (int)s->opts.params[RDMIG_PARAM_PEER_TIMEOUT]);
-	/* END acknowledged: the destination has every page. */
-	if (!ret && s->opts.caps[RDMIG_CAP_RELEASE_RAM])
-		release_to(s, &rel, s->nblocks, 0);
-	rdm_src_update_stats(s, ram);
-	return ret;
 }

@@ -202,6 +202,7 @@ void rdmig_session_destroy(rdmig_session *s)
 	pthread_mutex_unlock(&s->lock);
 	if (cancel)
 		rdm_cancel_session(s);
+	rdm_pc_abandon(s); /* a paused postcopy cannot be cancelled: it gives up */
 	pthread_mutex_lock(&s->lock);
 	rdm_join_locked(s);
 	while (s->users)

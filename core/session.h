@@ -95,6 +95,10 @@ struct rdmig_session {
 	struct rdm_pc_src pc;  /* source: page requests, under lock */
 	bool pc_running;       /* source: GO sent in postcopy: the VM never comes back here */
 	struct rdm_pc_dst *pc_kept; /* destination: a lost postcopy's guard (under lock) */
+	/* Recovery (core/postcopy_recover.c), under lock. */
+	bool pc_paused;  /* the thread waits in postcopy-paused */
+	bool pc_recover; /* rdmig_postcopy_recover() asked (s->addr, dest: s->listener set) */
+	bool pc_resume;  /* source: the next handshake resumes postcopy (HELLO flag) */
 
 	/* Authentication (core/auth.c), set before a migration only. */
 	uint8_t secret[RDM_AUTH_SECRET_MAX];

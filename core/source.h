@@ -3,6 +3,7 @@
 #ifndef RDMIG_CORE_SOURCE_H
 #define RDMIG_CORE_SOURCE_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 struct rdmig_session;
@@ -25,5 +26,13 @@ int rdm_src_stop_sync(struct rdmig_session *s, struct rdm_ram *ram);
  * runs (the downtime set); -errno otherwise, *unknown when the outcome is.
  */
 int rdm_src_commit(struct rdmig_session *s, struct rdm_ram *ram, uint64_t seq, bool *unknown);
+
+/*
+ * Setup's halves: connect, handshake (a resume when s->pc_resume) and the
+ * block list; then the return-path thread. rdm_src_stop_rp() joins it.
+ */
+int rdm_src_connect(struct rdmig_session *s);
+int rdm_src_start_rp(struct rdmig_session *s);
+void rdm_src_stop_rp(struct rdmig_session *s);
 
 #endif

@@ -517,6 +517,27 @@ int rdm_uffd_received(struct rdm_uffd *u, unsigned region, uint64_t *map, uint64
 	return 0;
 }
 
+int rdm_uffd_reask(struct rdm_uffd *u)
+{
+	int asked = 0;
+
+	for (unsigned ri = 0; ri < u->n; ri++) {
+		struct region *g = &u->rg[ri];
+
+		for (uint64_t w = 0; w < rdm_bitmap_words(g->npages); w++) {
+			pthread_mutex_lock(&u->lock);
+			uint64_t bits = g->requested[w] & ~g->has[w];
+			pthread_mutex_unlock(&u->lock);
+			/* Outside the lock: the callback may place pages (a read) before it returns. */
+			for (; bits; bits &= bits - 1) {
+				u->fn(u->opaque, ri, w * 64 + (uint64_t)__builtin_ctzll(bits));
+				asked++;
+			}
+		}
+	}
+	return asked;
+}
+
 static uint64_t percentile(const struct rdm_uffd *u, unsigned pct)
 {
 	uint64_t want = (u->resolved * pct + 99) / 100, seen = 0;

@@ -67,6 +67,12 @@ int rdm_uffd_discard(struct rdm_uffd *u, unsigned region, uint64_t page, uint64_
 int rdm_uffd_has(struct rdm_uffd *u, unsigned region, uint64_t page);
 int rdm_uffd_received(struct rdm_uffd *u, unsigned region, uint64_t *map, uint64_t nwords);
 
+/*
+ * Every page a fault asked for that has not arrived, told to the callback
+ * again (a request lost with a link); returns how many.
+ */
+int rdm_uffd_reask(struct rdm_uffd *u);
+
 struct rdm_uffd_thread_time {
 	uint32_t tid;
 	uint64_t blocktime_us;

@@ -55,12 +55,13 @@ enum rdmig_role {
 	X(PRE_SWITCHOVER, "pre-switchover") /* paused before switchover */      \
 	X(DEVICE, "device")                 /* VM stopped, final pass and state */ \
 	X(POSTCOPY_ACTIVE, "postcopy-active") /* VM runs at the destination, pages follow */ \
-	X(POSTCOPY_PAUSED, "postcopy-paused") /* reserved (postcopy recovery) */ \
+	X(POSTCOPY_PAUSED, "postcopy-paused") /* link lost in postcopy: rdmig_postcopy_recover() */ \
 	X(COMPLETED, "completed")           /* destination confirmed */         \
 	X(FAILED, "failed")                 /* see rdmig_last_error() */        \
 	X(CANCELLING, "cancelling")         /* cancel requested */              \
 	X(CANCELLED, "cancelled")           /* cancelled; source VM running */ \
-	X(COMMIT_UNKNOWN, "commit-unknown") /* VM stopped here, outcome unknown: rdmig_resolve() */
+	X(COMMIT_UNKNOWN, "commit-unknown") /* VM stopped here, outcome unknown: rdmig_resolve() */ \
+	X(POSTCOPY_RECOVER, "postcopy-recover") /* reconnecting after postcopy-paused */
 
 enum rdmig_status {
 #define RDMIG_X_ENUM(name, str) RDMIG_STATUS_##name,
@@ -302,7 +303,7 @@ int rdmig_incoming_port(rdmig_session *s, uint16_t *port);
 /* Source with pause-before-switchover: leave PRE_SWITCHOVER. */
 int rdmig_continue(rdmig_session *s);
 /*
- * Source with capability postcopy-ram (on both sides; tcp only for now), in
+ * Source with capability postcopy-ram (on both sides), in
  * setup or active: switch to postcopy (QEMU's migrate-start-postcopy) after
  * the pass under way. The VM stops, the pages still dirty are dropped at the
  * destination, the device state and the commit follow, and the VM starts
@@ -310,12 +311,31 @@ int rdmig_continue(rdmig_session *s);
  * remaining pages, and a page the destination's VM touches before it came is
  * fetched ahead of them. From "go" on the VM never runs at the source again:
  * a failure after it leaves the VM at the destination, missing what had not
- * arrived (FAILED; the destination's threads wait on such pages until its
- * session is destroyed). The destination's load_state callback may touch
+ * arrived. A lost link in postcopy-active pauses both sides (POSTCOPY_PAUSED,
+ * see rdmig_postcopy_recover()). The destination's load_state callback may touch
  * guest RAM: a page not there yet is fetched like any fault. -EINVAL
  * without the capability, on a destination, or in any other state.
  */
 int rdmig_postcopy_start(rdmig_session *s);
+/*
+ * Postcopy recovery (QEMU's migrate-recover / migrate --resume). When the
+ * link dies in postcopy-active, neither side loses the VM: both go to
+ * POSTCOPY_PAUSED (rdmig_wait() returns there; the error says why). The
+ * destination's VM goes on running, and its threads that touch a page still
+ * missing wait; the source keeps every page the destination lacks.
+ * rdmig_postcopy_recover() on the destination listens on uri (a new port:
+ * rdmig_incoming_port() reads it, port 0 allowed) and on the source connects
+ * there, both in POSTCOPY_RECOVER meanwhile. The new connection authenticates
+ * again (the same secret, block list and transport); the destination sends
+ * what it received, and the source goes on with the pages it still lacks
+ * (POSTCOPY_ACTIVE, then COMPLETED as usual). A failed attempt goes back to
+ * POSTCOPY_PAUSED with the reason, to be tried again. The uri's scheme must be
+ * the migration's. -EINVAL in any other state or without postcopy running;
+ * rdmig_cancel() is refused (-EBUSY) while paused: the VM runs at the
+ * destination. To give up, destroy the session (the source then ends FAILED;
+ * the destination's threads waiting on missing pages are let go, reading zeros).
+ */
+int rdmig_postcopy_recover(rdmig_session *s, const char *uri);
 /*
  * A source normally stops within a pass and tells the destination; one that
  * has not ended within half a second (stalled in a send to a frozen peer) has
@@ -335,8 +355,9 @@ int rdmig_cancel(rdmig_session *s);
  */
 int rdmig_resolve(rdmig_session *s, bool run_here);
 /*
- * Waits for COMPLETED, FAILED, CANCELLED or COMMIT_UNKNOWN; -ETIMEDOUT after
- * timeout_ms (<0: forever).
+ * Waits for COMPLETED, FAILED, CANCELLED or COMMIT_UNKNOWN, and also returns
+ * in POSTCOPY_PAUSED (the VMM's move: rdmig_postcopy_recover(), then wait
+ * again); -ETIMEDOUT after timeout_ms (<0: forever).
  */
 int rdmig_wait(rdmig_session *s, int timeout_ms, enum rdmig_status *final);
 
