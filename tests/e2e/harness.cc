@@ -104,10 +104,12 @@ static int dest_child_auth(rdmig_session *s)
 	return 0;
 }
 
+/* Where a child stops watching: the ends, and postcopy-paused (nothing moves by itself there). */
 static bool terminal(enum rdmig_status st)
 {
 	return st == RDMIG_STATUS_COMPLETED || st == RDMIG_STATUS_FAILED ||
-	       st == RDMIG_STATUS_CANCELLED || st == RDMIG_STATUS_COMMIT_UNKNOWN;
+	       st == RDMIG_STATUS_CANCELLED || st == RDMIG_STATUS_COMMIT_UNKNOWN ||
+	       st == RDMIG_STATUS_POSTCOPY_PAUSED;
 }
 
 /* What a child sets up before its session: the fault points and the memlock limit. */

@@ -333,8 +333,16 @@ class Postcopy : public ::testing::Test {
 		dst.Halt();
 		src.Halt();
 	}
+	std::string base; /* "tcp:HOST:" */
+	uint16_t port = 0; /* the destination's first */
+
 	/* after: 0, rdmig_postcopy_start() after two passes; else postcopy-after. */
 	void Run(int peer_timeout_ms, unsigned after = 0)
+	{
+		ASSERT_NO_FATAL_FAILURE(Start(peer_timeout_ms, after));
+		ASSERT_NO_FATAL_FAILURE(Collect());
+	}
+	void Start(int peer_timeout_ms, unsigned after = 0)
 	{
 		dst.dest = true;
 		ASSERT_TRUE(src.Map(pages) && dst.Map(pages));
@@ -351,9 +359,8 @@ class Postcopy : public ::testing::Test {
 		ASSERT_EQ(0, rdmig_set_capability(ss, RDMIG_CAP_RDMA_PIN_ALL, pin && *pin == '1'));
 		for (rdmig_session *s : {ss, ds})
 			ASSERT_EQ(0, rdmig_set_parameter(s, RDMIG_PARAM_PEER_TIMEOUT, peer_timeout_ms));
-		std::string base = TestTransport() + ":" + TestHost() + ":";
+		base = TestTransport() + ":" + TestHost() + ":";
 		ASSERT_EQ(0, rdmig_incoming(ds, (base + "0").c_str())) << rdmig_last_error(ds);
-		uint16_t port = 0;
 		ASSERT_EQ(0, rdmig_incoming_port(ds, &port));
 		src.threads.emplace_back([this] { src.Dirty(); });
 		std::string uri = base + std::to_string(port);
@@ -365,6 +372,10 @@ class Postcopy : public ::testing::Test {
 			}));
 			ASSERT_EQ(0, rdmig_postcopy_start(ss)) << rdmig_last_error(ss);
 		}
+	}
+	/* Both sides to their end (a recovery, if any, already asked for); the checks every run shares. */
+	void Collect()
+	{
 		std::thread watch([this] {
 			rdmig_stats st = RDMIG_STATS_INIT;
 			while (!rdmig_query(ss, &st) && st.status != RDMIG_STATUS_COMPLETED &&
@@ -541,10 +552,74 @@ TEST_F(Postcopy, SwitchesByItselfWhenPrecopyGetsNowhere)
 }
 
 /*
- * The link dies a few chunks into the push: the VM runs at the destination
- * only (it cannot come back to the source after go), and both sides say so.
+ * The link dies a few pieces into the push (rdma: while the destination
+ * reads): neither side loses the VM. Both pause, the destination's VM goes on
+ * running (its threads wait on pages still missing), cancel is refused on
+ * both sides, a recovery towards nobody fails back to postcopy-paused, and
+ * the real one goes on with what the destination lacks: every page ends as
+ * the source's at the stop or the destination's own write.
  */
-TEST_F(Postcopy, LinkCutWhilePushingLeavesTheVmAtTheDestinationOnly)
+TEST_F(Postcopy, LinkCutThenRecoveredEndsWithEveryPage)
+{
+#ifndef RDMIG_FAULT_INJECTION
+	GTEST_SKIP() << "needs a build with -Dfault_injection=true (scripts/build does that)";
+#endif
+	setenv("RDMIG_FAULT", "src-postcopy-cut@4", 1);
+	rdm_fault_reset();
+	ASSERT_NO_FATAL_FAILURE(Start(2000));
+	rdmig_status st = RDMIG_STATUS_NONE;
+	ASSERT_EQ(0, rdmig_wait(ss, 60000, &st)) << rdmig_last_error(ss);
+	ASSERT_EQ(RDMIG_STATUS_POSTCOPY_PAUSED, st) << rdmig_last_error(ss);
+	ASSERT_EQ(0, rdmig_wait(ds, 60000, &st)) << rdmig_last_error(ds);
+	ASSERT_EQ(RDMIG_STATUS_POSTCOPY_PAUSED, st) << rdmig_last_error(ds);
+	std::string se = rdmig_last_error(ss), de = rdmig_last_error(ds);
+	printf("source: %s\ndestination: %s\n", se.c_str(), de.c_str());
+	EXPECT_NE(std::string::npos, se.find("postcopy paused (the VM runs at the destination")) << se;
+	EXPECT_NE(std::string::npos, se.find("src-postcopy-cut")) << se;
+	EXPECT_NE(std::string::npos, de.find("postcopy paused: source lost")) << de;
+	ASSERT_EQ(0, rdmig_query(ds, &dst_st));
+	EXPECT_GT(dst_st.postcopy_pages_missing, 0u) << "the cut came after every page was in";
+	uint64_t missing = dst_st.postcopy_pages_missing;
+	EXPECT_EQ(0u, src.starts.load()) << "the source VM must never run again";
+
+	/* Paused: cancel is refused, and so is a recovery in the wrong shape. */
+	EXPECT_EQ(-EBUSY, rdmig_cancel(ss));
+	EXPECT_EQ(-EBUSY, rdmig_cancel(ds));
+	std::string other = (TestTransport() == "tcp" ? "rdma:" : "tcp:") + TestHost() + ":1";
+	EXPECT_EQ(-EINVAL, rdmig_postcopy_recover(ss, other.c_str()));
+	EXPECT_NE(nullptr, strstr(rdmig_last_error(ss), "runs over")) << rdmig_last_error(ss);
+	EXPECT_EQ(-EINVAL, rdmig_postcopy_recover(ds, "tcp:nowhere"));
+
+	/* Towards the old port, where nobody listens now: back to paused, saying why. */
+	ASSERT_EQ(0, rdmig_postcopy_recover(ss, (base + std::to_string(port)).c_str()))
+		<< rdmig_last_error(ss);
+	EXPECT_EQ(-EINVAL, rdmig_postcopy_recover(ss, (base + std::to_string(port)).c_str()))
+		<< "a second recovery while one is under way";
+	ASSERT_EQ(0, rdmig_wait(ss, 60000, &st));
+	ASSERT_EQ(RDMIG_STATUS_POSTCOPY_PAUSED, st);
+	EXPECT_NE(nullptr, strstr(rdmig_last_error(ss), "connect")) << rdmig_last_error(ss);
+
+	/* The real one. */
+	ASSERT_EQ(0, rdmig_postcopy_recover(ds, (base + "0").c_str())) << rdmig_last_error(ds);
+	uint16_t again = 0;
+	ASSERT_EQ(0, rdmig_incoming_port(ds, &again));
+	ASSERT_EQ(0, rdmig_postcopy_recover(ss, (base + std::to_string(again)).c_str()))
+		<< rdmig_last_error(ss);
+	ASSERT_NO_FATAL_FAILURE(Collect());
+	ExpectEveryPage();
+	for (Vm *vm : {&src, &dst})
+		EXPECT_TRUE(vm->seen & (1u << RDMIG_STATUS_POSTCOPY_RECOVER)) << "never postcopy-recover";
+	const rdmig_stats &by = Reads() ? dst_st : sst;
+	printf("recovered: %llu pages were missing at the pause; %llu pulled, %llu pushed in all\n",
+	       (unsigned long long)missing, (unsigned long long)by.postcopy_pages_pulled,
+	       (unsigned long long)by.postcopy_pages_pushed);
+}
+
+/*
+ * Giving up a paused postcopy: destroying the sessions ends the source
+ * failed (the VM is at the destination, never back here).
+ */
+TEST_F(Postcopy, LinkCutThenGivenUpLeavesTheVmAtTheDestinationOnly)
 {
 #ifndef RDMIG_FAULT_INJECTION
 	GTEST_SKIP() << "needs a build with -Dfault_injection=true (scripts/build does that)";
@@ -552,16 +627,22 @@ TEST_F(Postcopy, LinkCutWhilePushingLeavesTheVmAtTheDestinationOnly)
 	setenv("RDMIG_FAULT", "src-postcopy-cut@4", 1);
 	rdm_fault_reset();
 	uint64_t t0 = (uint64_t)time(nullptr);
-	ASSERT_NO_FATAL_FAILURE(Run(2000));
+	ASSERT_NO_FATAL_FAILURE(Start(2000));
+	rdmig_status st = RDMIG_STATUS_NONE;
+	ASSERT_EQ(0, rdmig_wait(ss, 60000, &st));
+	ASSERT_EQ(RDMIG_STATUS_POSTCOPY_PAUSED, st) << rdmig_last_error(ss);
+	ASSERT_EQ(0, rdmig_wait(ds, 60000, &st));
+	ASSERT_EQ(RDMIG_STATUS_POSTCOPY_PAUSED, st) << rdmig_last_error(ds);
+	rdmig_session_destroy(ds);
+	ds = nullptr;
+	rdmig_session_destroy(ss);
+	ss = nullptr;
 	EXPECT_LE((uint64_t)time(nullptr) - t0, 60u);
-	EXPECT_EQ(RDMIG_STATUS_FAILED, sfin);
-	EXPECT_EQ(RDMIG_STATUS_FAILED, dfin);
-	std::string se = sst.error_desc, de = dst_st.error_desc;
-	printf("source: %s\ndestination: %s\n", se.c_str(), de.c_str());
-	EXPECT_NE(std::string::npos, se.find("postcopy failed (the VM runs at the destination")) << se;
-	EXPECT_NE(std::string::npos, se.find("src-postcopy-cut")) << se;
-	EXPECT_NE(std::string::npos, de.find("source lost in postcopy")) << de;
-	EXPECT_GT(dst_st.postcopy_pages_missing, 0u);
+	EXPECT_TRUE(src.seen & (1u << RDMIG_STATUS_FAILED)) << "the source did not end failed";
+	EXPECT_TRUE(dst.seen & (1u << RDMIG_STATUS_FAILED)) << "the destination did not end failed";
+	EXPECT_EQ(1u, src.stops.load());
+	EXPECT_EQ(0u, src.starts.load()) << "the source VM must never run again";
+	EXPECT_EQ(1u, dst.starts.load());
 }
 
 TEST_F(Postcopy, StartRefusedWithoutTheCapability)
