@@ -379,7 +379,8 @@ class Postcopy : public ::testing::Test {
 		std::thread watch([this] {
 			rdmig_stats st = RDMIG_STATS_INIT;
 			while (!rdmig_query(ss, &st) && st.status != RDMIG_STATUS_COMPLETED &&
-			       st.status != RDMIG_STATUS_FAILED) {
+			       st.status != RDMIG_STATUS_FAILED &&
+			       st.status != RDMIG_STATUS_POSTCOPY_PAUSED) {
 				/* The END's release also happens in postcopy-active: keep a partial one. */
 				if (st.status == RDMIG_STATUS_POSTCOPY_ACTIVE && st.ram_released &&
 				    st.ram_released < st.ram_total)
