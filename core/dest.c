@@ -460,7 +460,7 @@ static int accept_source(struct dest *d, uint64_t *t0)
 		*t0 = rdm_now_ms();
 		ret = negotiate(d, first, len);
 		if (d->retry && !rdm_cancelled(s))
-			rdm_pc_drop_tp(s);
+			rdm_session_drop_tp(s);
 	} while (d->retry && !rdm_cancelled(s));
 	rdm_lobby_close(&lobby);
 	pthread_mutex_lock(&s->lock);
@@ -483,7 +483,7 @@ static void pc_paused(struct dest *d, int *ret, bool *unknown)
 
 	while (*ret && d->pc_running) {
 		rdm_pc_dst_stop(d->pc);
-		rdm_pc_drop_tp(s);
+		rdm_session_drop_tp(s);
 		rdm_error_context(s, *ret, "postcopy paused: source lost with %llu pages not here yet "
 					   "(the VM runs here; rdmig_postcopy_recover() goes on)",
 				  (unsigned long long)rdm_pc_publish(d->pc));
@@ -547,7 +547,7 @@ out_tp:
 	if (d.pc_running)
 		lost_in_postcopy(&d, &ret);
 	rdm_pc_dst_stop(d.pc);
-	rdm_pc_drop_tp(s);
+	rdm_session_drop_tp(s);
 	rdm_pc_dst_end(s, d.pc, d.pc_running);
 out_buf:
 	rdm_devbuf_free(&d.dev);

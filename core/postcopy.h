@@ -75,8 +75,6 @@ int rdm_pc_switchover(struct rdmig_session *s, struct rdm_ram *ram, uint64_t *se
 int rdm_pc_pause_wait(struct rdmig_session *s);
 /* Destroy: a paused or recovering thread gives up (cancel set, waits cut short). */
 void rdm_pc_abandon(struct rdmig_session *s);
-/* Close and forget s->tp (none: nothing). */
-void rdm_pc_drop_tp(struct rdmig_session *s);
 /*
  * Source, after rdm_pc_pause_wait(): connect to s->addr with a resume hello,
  * take the destination's received maps (the pages it lacks become dirty),

@@ -257,15 +257,3 @@ int rdm_pc_src_resume(struct rdmig_session *s, struct rdm_ram *ram)
 	pthread_mutex_unlock(&s->lock);
 	return ret;
 }
-
-void rdm_pc_drop_tp(struct rdmig_session *s)
-{
-	struct rdm_tp *tp;
-
-	pthread_mutex_lock(&s->lock);
-	tp = s->tp;
-	s->tp = NULL;
-	pthread_mutex_unlock(&s->lock);
-	if (tp)
-		tp->ops->close(tp);
-}

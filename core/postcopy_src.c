@@ -302,7 +302,7 @@ static int paused(struct rdmig_session *s, struct rdm_ram *ram, int err)
 {
 	for (;;) {
 		rdm_src_stop_rp(s);
-		rdm_pc_drop_tp(s);
+		rdm_session_drop_tp(s);
 		rdm_error_context(s, err, "postcopy paused (the VM runs at the destination; "
 					  "rdmig_postcopy_recover() goes on)");
 		if (rdm_pc_pause_wait(s))

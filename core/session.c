@@ -474,6 +474,18 @@ void rdm_session_tp_opts(const struct rdmig_session *s, struct rdm_tp_opts *o)
 	o->tls = s->tls;
 }
 
+void rdm_session_drop_tp(struct rdmig_session *s)
+{
+	struct rdm_tp *tp;
+
+	pthread_mutex_lock(&s->lock);
+	tp = s->tp;
+	s->tp = NULL;
+	pthread_mutex_unlock(&s->lock);
+	if (tp)
+		tp->ops->close(tp);
+}
+
 int rdm_session_set_blocks(struct rdmig_session *s)
 {
 	struct rdm_tp_block *tb;

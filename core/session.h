@@ -202,6 +202,9 @@ int rdm_session_begin(struct rdmig_session *s, enum rdmig_role want, const char 
 /* Transport options from the session's parameters. */
 void rdm_session_tp_opts(const struct rdmig_session *s, struct rdm_tp_opts *o);
 
+/* Forget s->tp under the lock (a cancel may be about to shut it down), then close it; none: nothing. */
+void rdm_session_drop_tp(struct rdmig_session *s);
+
 /* Hand the agreed block list to the transport (registration happens there). */
 int rdm_session_set_blocks(struct rdmig_session *s);
 

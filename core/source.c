@@ -499,12 +499,7 @@ out_ram:
 	rdm_track_disarm(s);
 	rdm_ram_fini(&ram);
 out:
-	pthread_mutex_lock(&s->lock);
-	struct rdm_tp *tp = s->tp;
-	s->tp = NULL;
-	pthread_mutex_unlock(&s->lock);
-	if (tp)
-		tp->ops->close(tp);
+	rdm_session_drop_tp(s);
 	if (unknown) {
 		rdm_set_error(s, "switchover outcome unknown: %s", strerror(-ret));
 		rdm_set_status(s, RDMIG_STATUS_COMMIT_UNKNOWN);
