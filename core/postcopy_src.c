@@ -41,8 +41,15 @@ int rdm_pc_request(struct rdmig_session *s, const struct rdm_req_pages *r)
 								"reads from" : "before postcopy began");
 		return -EPROTO;
 	}
-	/* Not rate limited: a thread of the VM waits for it. */
-	ret = rdm_tp_write(s->tp, r->block, r->offset, r->length);
+	/*
+	 * Not rate limited: a thread of the VM waits for it. On the urgent
+	 * channel where there is one: the background pages queued in the data
+	 * channels' sockets go on beside it, not ahead.
+	 */
+	if (s->ops->write_urgent)
+		ret = rdm_tp_write_urgent(s->tp, r->block, r->offset, r->length);
+	else
+		ret = rdm_tp_write(s->tp, r->block, r->offset, r->length);
 	if (ret) {
 		rdm_set_error(s, "sending requested pages: %s", rdm_tp_why(ret));
 		return ret;

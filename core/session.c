@@ -470,6 +470,8 @@ void rdm_session_tp_opts(const struct rdmig_session *s, struct rdm_tp_opts *o)
 		.timeout_ms = (int)s->opts.params[RDMIG_PARAM_PEER_TIMEOUT],
 		.secret = s->secret_len ? s->secret : NULL,
 		.secret_len = s->secret_len,
+		/* tcp: requested pages ride a socket of their own (QEMU's preempt channel). */
+		.urgent_channel = s->opts.caps[RDMIG_CAP_POSTCOPY_RAM],
 	};
 	o->tls = s->tls;
 }

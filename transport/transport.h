@@ -71,6 +71,14 @@ struct rdm_tp_opts {
 	size_t secret_len;
 	/* tcp: TLS on every socket (NULL: plaintext); owned by the caller, alive as long as the transport. */
 	const struct rdm_tls *tls;
+	/*
+	 * Connector: one more data channel that carries write_urgent() alone
+	 * (postcopy's requested pages, QEMU's preempt channel), so a request
+	 * never queues behind the background pages in the others. The listener
+	 * needs nothing: it sees one more channel. Transports without
+	 * write_urgent() ignore it (rdma reads urgent pages on a queue of their own).
+	 */
+	bool urgent_channel;
 };
 
 /*
@@ -143,6 +151,14 @@ struct rdm_tp_ops {
 	/* Both sides, same list, after the block list was agreed. */
 	int (*set_blocks)(struct rdm_tp *t, const struct rdm_tp_block *b, unsigned n);
 	int (*write)(struct rdm_tp *t, unsigned block, uint64_t off, uint64_t len);
+	/*
+	 * Optional (NULL: none): write() on the urgent channel (opts.urgent_channel,
+	 * -EOPNOTSUPP without it), ahead of what write() queued. Fences cover it
+	 * like any write, but it is not ordered against write() to the same
+	 * bytes: only for bytes that no longer change (postcopy, the VM stopped
+	 * here), where either copy may land first and the placer keeps one.
+	 */
+	int (*write_urgent)(struct rdm_tp *t, unsigned block, uint64_t off, uint64_t len);
 	int (*fence)(struct rdm_tp *t, uint64_t seq);
 	int (*wait_fence)(struct rdm_tp *t, uint64_t seq, int timeout_ms);
 	int (*send)(struct rdm_tp *t, const void *msg, size_t len);
@@ -212,6 +228,12 @@ static inline int rdm_tp_write(struct rdm_tp *t, unsigned b, uint64_t off, uint6
 {
 	rdm_tp_err_clear();
 	return t->ops->write(t, b, off, len);
+}
+
+static inline int rdm_tp_write_urgent(struct rdm_tp *t, unsigned b, uint64_t off, uint64_t len)
+{
+	rdm_tp_err_clear();
+	return t->ops->write_urgent(t, b, off, len);
 }
 
 static inline int rdm_tp_send(struct rdm_tp *t, const void *msg, size_t len)

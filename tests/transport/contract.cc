@@ -21,6 +21,8 @@ std::string ParamName(const testing::TestParamInfo<Param> &i)
 	std::string n = i.param.v6 ? "v6" : "v4";
 	if (i.param.channels != 1)
 		n += "_" + std::to_string(i.param.channels) + "ch";
+	if (i.param.urgent)
+		n += "_urgent";
 	return n;
 }
 
@@ -118,6 +120,7 @@ rdm_tp_opts Opts(const Param &p)
 	o.chunk_size = CHUNK;
 	o.pin_all = false;
 	o.timeout_ms = PEER_TIMEOUT_MS;
+	o.urgent_channel = p.urgent;
 	return o;
 }
 

@@ -30,6 +30,7 @@ struct Param {
 	enum rdm_scheme scheme;
 	bool v6;
 	unsigned channels;
+	bool urgent = false; /* opts.urgent_channel */
 };
 
 std::string ParamName(const testing::TestParamInfo<Param> &i);

@@ -68,6 +68,7 @@ int rdm_tcp_new(enum rdm_tcp_role role, const struct rdm_tp_opts *o, unsigned nc
 	t->secret = o->secret;
 	t->secret_len = o->secret ? o->secret_len : 0;
 	t->nchan = nchan;
+	t->ndata = nchan;
 	t->ctrl_fd = -1;
 	atomic_init(&t->stopping, false);
 	for (i = 0; i < nchan; i++) {
@@ -267,7 +268,7 @@ static int tcp_connect(const struct rdm_addr *a, const struct rdm_tp_opts *o,
 	int ret;
 
 	if (!a || !o || !out || a->scheme != RDM_SCHEME_TCP || o->channels < 1 ||
-	    o->channels > RDM_TCP_MAX_CHANNELS || o->chunk_size == 0) {
+	    o->channels + o->urgent_channel > RDM_TCP_MAX_CHANNELS || o->chunk_size == 0) {
 		snprintf(err, errlen,
 			 "tcp connect: bad arguments (need a tcp: address, 1..%u channels, "
 			 "chunk_size > 0)",
@@ -282,11 +283,13 @@ static int tcp_connect(const struct rdm_addr *a, const struct rdm_tp_opts *o,
 			return ret;
 		}
 	}
-	ret = rdm_tcp_new(RDM_TCP_SOURCE, o, o->channels, token, &t);
+	ret = rdm_tcp_new(RDM_TCP_SOURCE, o, o->channels + o->urgent_channel, token, &t);
 	if (ret) {
 		snprintf(err, errlen, "tcp connect: %s", strerror(-ret));
 		return ret;
 	}
+	t->ndata = o->channels;
+	t->urgent = o->urgent_channel;
 	deadline = rdm_tcp_deadline(t->timeout_ms);
 
 	ret = open_channel(t, a, CTRL_INDEX, deadline, &t->ctrl_fd, &t->ctrl_tls, what,
@@ -379,12 +382,9 @@ static int send_pages(struct rdm_tcp *t, unsigned c, unsigned block, uint64_t of
 	return chan_send(t, c, iov, 2, "write");
 }
 
-static int tcp_write(struct rdm_tp *tp, unsigned block, uint64_t off, uint64_t len)
+/* Checks a write's arguments; 0 when the pages may go. */
+static int write_check(struct rdm_tcp *t, unsigned block, uint64_t off, uint64_t len)
 {
-	struct rdm_tcp *t = (struct rdm_tcp *)tp;
-	const uint64_t max_piece = RDM_MAX_PAYLOAD - RDM_PAGES_PREFIX;
-	int ret;
-
 	if (atomic_load(&t->stopping))
 		return rdm_tcp_err(t, -ECANCELED, "write: transport shut down");
 	if (t->role != RDM_TCP_SOURCE)
@@ -400,24 +400,46 @@ static int tcp_write(struct rdm_tp *tp, unsigned block, uint64_t off, uint64_t l
 				   "%llu)",
 				   block, (unsigned long long)off, (unsigned long long)len,
 				   (unsigned long long)t->blk[block].len);
+	return 0;
+}
 
-	while (len) {
+/* [off, off + len) of block in frames; urgent: all on the urgent channel. */
+static int write_pieces(struct rdm_tcp *t, unsigned block, uint64_t off, uint64_t len,
+			bool urgent)
+{
+	const uint64_t max_piece = RDM_MAX_PAYLOAD - RDM_PAGES_PREFIX;
+	int ret = write_check(t, block, off, len);
+
+	while (!ret && len) {
 		/* Split at chunk boundaries: chunk k of block b always rides channel (b+k)%n. */
 		uint64_t k = off / t->blk[block].chunk;
 		uint64_t piece = (k + 1) * t->blk[block].chunk - off;
-		unsigned c = (unsigned)((block + k) % t->nchan);
+		unsigned c = urgent ? t->nchan - 1 : (unsigned)((block + k) % t->ndata);
 
 		if (piece > len)
 			piece = len;
 		if (piece > max_piece)
 			piece = max_piece;
 		ret = send_pages(t, c, block, off, piece);
-		if (ret)
-			return ret;
 		off += piece;
 		len -= piece;
 	}
-	return 0;
+	return ret;
+}
+
+static int tcp_write(struct rdm_tp *tp, unsigned block, uint64_t off, uint64_t len)
+{
+	return write_pieces((struct rdm_tcp *)tp, block, off, len, false);
+}
+
+static int tcp_write_urgent(struct rdm_tp *tp, unsigned block, uint64_t off, uint64_t len)
+{
+	struct rdm_tcp *t = (struct rdm_tcp *)tp;
+
+	if (!t->urgent)
+		return rdm_tcp_err(t, -EOPNOTSUPP, "write_urgent: connected without an urgent "
+						   "channel");
+	return write_pieces(t, block, off, len, true);
 }
 
 static int tcp_fence(struct rdm_tp *tp, uint64_t seq)
@@ -603,6 +625,7 @@ const struct rdm_tp_ops rdm_tcp_ops = {
 	.listener_close = rdm_tcp_listener_close,
 	.set_blocks = tcp_set_blocks,
 	.write = tcp_write,
+	.write_urgent = tcp_write_urgent,
 	.fence = tcp_fence,
 	.wait_fence = rdm_tcp_wait_fence,
 	.send = tcp_send,

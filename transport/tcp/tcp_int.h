@@ -22,7 +22,11 @@
  *
  * Pages go source -> destination only: PAGES frames (header, 12-byte prefix,
  * bytes) and FENCE frames on the data sockets, chunk k of block b on data
- * channel (b + k) % count. Control frames go both ways on the control socket.
+ * channel (b + k) % ndata. Control frames go both ways on the control socket.
+ * With opts.urgent_channel the source opens one data socket more (count =
+ * ndata + 1): the last carries write_urgent()'s pages only, and FENCEs like
+ * the others. The destination cannot tell it apart and needs not: every data
+ * socket's receiver places what it gets.
  *
  * With TLS (opts.tls) every socket runs the TLS handshake right after
  * connect()/accept(), before the CHANNEL hello, and everything after it goes
@@ -111,6 +115,8 @@ struct rdm_tcp {
 
 	/* Data channels. */
 	unsigned nchan;
+	unsigned ndata; /* source: those the chunk mapping uses (nchan, or nchan - 1 ...) */
+	bool urgent;    /* ... when the last is the urgent channel */
 	struct rdm_tcp_chan *chan;
 	struct rdm_tcp_blk *blk;
 	unsigned nblk;
