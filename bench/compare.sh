@@ -14,8 +14,11 @@
 # --postcopy: the same guest, dirtying and read by --dest-readers 1 at the
 # destination, switched to postcopy after its first pass: rdmig over rdma (the
 # destination READs what it lacks, on demand and pin-all) and over tcp (the
-# source pushes, requests on the return path), side by side: total time, the
-# VM's pause, pages pulled and pushed, blocktime and fault latency.
+# source pushes, requests on a socket of their own), side by side: total time,
+# the VM's pause, pages pulled and pushed, blocktime and fault latency; then
+# QEMU's own postcopy over tcp (postcopy-preempt on) as the reference, with a
+# running guest that dirties every page without end (bench/qemu-postcopy.py),
+# and what QEMU's rdma does when asked for postcopy.
 #
 # Without an RDMA device here, the first form runs itself inside the soft-RoCE
 # VM (tests/vm/rxe-run): every figure then comes from the same VM boot.
@@ -119,6 +122,10 @@ if [ -n "$postcopy" ]; then
 		pc "rdmig rdma READ on-demand" --transport rdma --channels 2
 		pc "rdmig rdma READ pin-all" --transport rdma --channels 2 --pin-all
 		pc "rdmig tcp push+requests" --transport tcp --channels 2
+		python3 bench/qemu-postcopy.py --transport tcp --host "$addr" --ram "$ram" \
+			--name "qemu tcp postcopy" >>"$out" || true
+		python3 bench/qemu-postcopy.py --transport rdma --host "$addr" --ram "$ram" \
+			--timeout 120 --no-preempt --name "qemu rdma postcopy" >>"$out" || true
 	done
 	python3 - "$out" "$ram" "$dirty" <<'EOF'
 import json, sys
@@ -127,12 +134,19 @@ print(f"bench/compare.sh --postcopy: {sys.argv[2]} MiB of random RAM, guest dirt
       f"{sys.argv[3]} MiB/s, postcopy after the first pass, one destination reader")
 print(f"{'what':26} {'total ms':>9} {'down ms':>8} {'pulled':>7} {'pushed':>7} {'block ms':>9} "
       f"{'p50 us':>7} {'p99 us':>7} {'max us':>7}  verified")
+def us(p, k):
+    # QEMU reports no fault latency: a dash, not a zero.
+    return str(p[k]) if k in p else "-"
+
 for r in rows:
     p = r.get("postcopy", {})
+    if r.get("status") != "completed":
+        print(f"{r['name']:26} {r.get('status', '?')}: {r.get('error', '')[:150]}")
+        continue
     print(f"{r['name']:26} {r.get('total_time_ms', 0):>9} {r.get('downtime_ms', 0):>8} "
           f"{p.get('pulled', 0):>7} {p.get('pushed', 0):>7} {p.get('blocktime_ms', 0):>9} "
-          f"{p.get('latency_p50_us', 0):>7} {p.get('latency_p99_us', 0):>7} "
-          f"{p.get('latency_max_us', 0):>7}  {'yes' if r.get('verified') else 'NO'}")
+          f"{us(p, 'latency_p50_us'):>7} {us(p, 'latency_p99_us'):>7} "
+          f"{us(p, 'latency_max_us'):>7}  {'yes' if r.get('verified') else 'NO'}")
 print("raw:")
 for r in rows:
     print(json.dumps(r))

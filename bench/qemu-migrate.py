@@ -13,53 +13,11 @@ form bench/compare.sh reads:
 import argparse
 import json
 import os
-import resource
-import socket
-import subprocess
 import sys
 import tempfile
 import time
 
-
-class Qmp:
-    def __init__(self, path, timeout=60):
-        deadline = time.time() + timeout
-        while True:
-            try:
-                self.s = socket.socket(socket.AF_UNIX)
-                self.s.connect(path)
-                break
-            except OSError:
-                if time.time() > deadline:
-                    raise
-                time.sleep(0.1)
-        self.f = self.s.makefile("rw")
-        json.loads(self.f.readline())  # greeting
-        self.cmd("qmp_capabilities")
-
-    def cmd(self, name, **args):
-        self.f.write(json.dumps({"execute": name, "arguments": args}) + "\n")
-        self.f.flush()
-        while True:
-            r = json.loads(self.f.readline())
-            if "return" in r:
-                return r["return"]
-            if "error" in r:
-                raise RuntimeError(f"{name}: {r['error']['desc']}")
-
-
-def qemu(ram_mib, mem_path, qmp_path, extra):
-    exe = os.environ.get("QEMU", "qemu-system-x86_64")
-    args = [exe, "-machine", "pc,memory-backend=mem", "-accel", "tcg",
-            "-object", f"memory-backend-file,id=mem,size={ram_mib}M,mem-path={mem_path},share=on",
-            "-m", f"{ram_mib}M", "-nodefaults", "-display", "none", "-S",
-            "-qmp", f"unix:{qmp_path},server=on,wait=off"] + extra
-    return subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-
-
-def children_cpu():
-    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return ru.ru_utime + ru.ru_stime
+from qemu_qmp import Qmp, children_cpu, qemu
 
 
 def main():
