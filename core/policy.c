@@ -95,22 +95,47 @@ void rdm_policy_sent(struct rdm_policy *p, uint64_t bytes, uint64_t elapsed_ms)
 		p->bandwidth = BW_NEW_WEIGHT * sample + (1 - BW_NEW_WEIGHT) * p->bandwidth;
 }
 
-uint64_t rdm_policy_expected_downtime(const struct rdm_policy *p, uint64_t remaining_bytes)
+void rdm_policy_set_state_bytes(struct rdm_policy *p, uint64_t bytes)
 {
-	double bw = rdm_policy_rate(p), ms;
+	__atomic_store_n(&p->state_bytes, bytes, __ATOMIC_RELAXED);
+}
+
+void rdm_policy_rtt_sample(struct rdm_policy *p, uint64_t us)
+{
+	uint64_t old = __atomic_load_n(&p->rtt_us, __ATOMIC_RELAXED);
+
+	/* Longer samples waited behind data in flight: that part is in remaining / bw. */
+	if (us && (!old || us < old))
+		__atomic_store_n(&p->rtt_us, us, __ATOMIC_RELAXED);
+}
+
+/* ceil(x) as a count of ms, or UINT64_MAX when it does not fit. */
+static uint64_t ceil_ms(double ms)
+{
 	uint64_t q;
 
-	if (!remaining_bytes)
-		return 0;
-	if (bw <= 0)
-		return UINT64_MAX;
-	ms = (double)remaining_bytes / bw;
 	/* 2^64 as a double; anything at or past it does not fit. */
 	if (ms >= 18446744073709551616.0)
 		return UINT64_MAX;
 	/* Round up: the decision must not be optimistic by a fraction of a ms. */
 	q = (uint64_t)ms;
 	return (double)q < ms && q < UINT64_MAX ? q + 1 : q;
+}
+
+uint64_t rdm_policy_expected_downtime(const struct rdm_policy *p, uint64_t remaining_bytes)
+{
+	uint64_t state = __atomic_load_n(&p->state_bytes, __ATOMIC_RELAXED);
+	uint64_t rtt = __atomic_load_n(&p->rtt_us, __ATOMIC_RELAXED);
+	double bw = rdm_policy_rate(p), bytes = (double)remaining_bytes + (double)state;
+	uint64_t data, trips;
+
+	if (!bytes && !rtt)
+		return 0;
+	if (bytes && bw <= 0)
+		return UINT64_MAX;
+	data = bytes ? ceil_ms(bytes / bw) : 0;
+	trips = ceil_ms((double)rtt * RDM_POLICY_STOP_ROUND_TRIPS / 1000.0);
+	return data > UINT64_MAX - trips ? UINT64_MAX : data + trips;
 }
 
 bool rdm_policy_should_switch(const struct rdm_policy *p, uint64_t remaining_bytes)

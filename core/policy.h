@@ -35,7 +35,16 @@ struct rdm_policy {
 	uint64_t dirty_pages_rate; /* pages/s in the last period */
 	uint64_t best_downtime;    /* the lowest expected downtime after a pass; 0 = none yet */
 	unsigned stalls;           /* passes since it last fell */
+	/*
+	 * What the stop costs besides the RAM left, learned as it goes (atomic:
+	 * the return path samples the round trip while the sender decides).
+	 */
+	uint64_t state_bytes; /* device state to send: the VMM's hint or the last save */
+	uint64_t rtt_us;      /* the shortest pass-end ack seen; 0 = none yet */
 };
+
+/* Round trips of the stop after the last byte: READY for the final fence, DONE for GO. */
+#define RDM_POLICY_STOP_ROUND_TRIPS 2
 
 void rdm_policy_init(struct rdm_policy *p, const struct rdm_policy_cfg *cfg);
 
@@ -73,7 +82,16 @@ uint64_t rdm_rate_take(struct rdm_rate *r, uint64_t bw, uint64_t len, uint64_t n
 /* Account one period: bytes sent in elapsed_ms. Updates the bandwidth estimate. */
 void rdm_policy_sent(struct rdm_policy *p, uint64_t bytes, uint64_t elapsed_ms);
 
-/* remaining / bandwidth in ms; UINT64_MAX while no bandwidth is known. */
+/* Device state the stop will send (bytes). */
+void rdm_policy_set_state_bytes(struct rdm_policy *p, uint64_t bytes);
+/* One ack round trip (us): the estimate keeps the shortest, the link's own latency. */
+void rdm_policy_rtt_sample(struct rdm_policy *p, uint64_t us);
+
+/*
+ * The downtime a stop now would take, in ms: (remaining + device state) /
+ * bandwidth, plus the stop's round trips; UINT64_MAX while no bandwidth is
+ * known. 0 only when nothing at all is left to do.
+ */
 uint64_t rdm_policy_expected_downtime(const struct rdm_policy *p, uint64_t remaining_bytes);
 
 /* true when remaining bytes can be sent within the downtime limit. */

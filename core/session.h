@@ -89,6 +89,10 @@ struct rdmig_session {
 	uint64_t t_start_ms;
 	uint64_t t_stop_ms; /* source VM stopped at; 0 = running */
 	struct rdm_policy policy;
+	/* The downtime estimate's round trip: one ITER_END timed to its ack, under lock. */
+	uint64_t probe_seq; /* 0: none in flight */
+	uint64_t probe_us;
+	uint64_t last_state_bytes; /* the last save's device state (kept across migrations) */
 
 	/* Postcopy (core/postcopy.h). */
 	atomic_bool pc_start;  /* source: rdmig_postcopy_start() was called */
@@ -108,6 +112,7 @@ struct rdmig_session {
 };
 
 uint64_t rdm_now_ms(void);
+uint64_t rdm_now_us(void);
 /* An absolute deadline ms from now for pthread_cond_timedwait on s->cond (monotonic). */
 void rdm_deadline_ts(struct timespec *ts, uint64_t ms);
 

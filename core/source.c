@@ -259,6 +259,13 @@ int rdm_src_pass(struct rdmig_session *s, struct rdm_ram *ram, uint64_t seq)
 	ret = rdm_send_msg(s, &m);
 	if (ret)
 		return ret;
+	/* One pass end at a time is timed to its ack: the stop's round trip (policy.h). */
+	pthread_mutex_lock(&s->lock);
+	if (!s->probe_seq) {
+		s->probe_seq = seq;
+		s->probe_us = rdm_now_us();
+	}
+	pthread_mutex_unlock(&s->lock);
 	if (ram->zero_sent_in_pass)
 		ram->zero_pending = seq;
 	return 0;
@@ -393,6 +400,7 @@ int rdm_src_commit(struct rdmig_session *s, struct rdm_ram *ram, uint64_t seq, b
 	ret = rdm_devstate_save(s, &devbytes);
 	if (ret)
 		return ret;
+	s->last_state_bytes = devbytes;
 	switch (rdm_commit_run(&c)) {
 	case RDM_COMMIT_DONE:
 		break;
@@ -546,6 +554,11 @@ int rdm_source_migrate(struct rdmig_session *s, const char *uri)
 		.postcopy_after = (unsigned)s->opts.params[RDMIG_PARAM_POSTCOPY_AFTER],
 	};
 	rdm_policy_init(&s->policy, &pc);
+	/* The device state the stop will send: the VMM's word, or what it wrote last time. */
+	rdm_policy_set_state_bytes(&s->policy, s->opts.params[RDMIG_PARAM_DEVICE_STATE_SIZE] ?
+						       s->opts.params[RDMIG_PARAM_DEVICE_STATE_SIZE] :
+						       s->last_state_bytes);
+	s->probe_seq = 0;
 	s->stats.ram_remaining = s->stats.ram_total; /* all of it, until the first pass says */
 	s->t_start_ms = rdm_now_ms();
 	rdm_set_status(s, RDMIG_STATUS_SETUP);

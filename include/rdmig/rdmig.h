@@ -100,7 +100,8 @@ enum rdmig_cap {
 	X(CHANNELS, "channels", 2, 1, 64)                         /* data queues */      \
 	X(CHUNK_SIZE, "chunk-size", 1u << 20, 1u << 20, 1u << 30) /* bytes, power of 2 */ \
 	X(PEER_TIMEOUT, "peer-timeout", 10000, 100, 600000)       /* ms of silence */ \
-	X(POSTCOPY_AFTER, "postcopy-after", 0, 0, 1000) /* passes without progress, 0 = never */
+	X(POSTCOPY_AFTER, "postcopy-after", 0, 0, 1000) /* passes without progress, 0 = never */ \
+	X(DEVICE_STATE_SIZE, "device-state-size", 0, 0, 1u << 30) /* bytes save_state writes: a hint, 0 = unknown */
 
 enum rdmig_param {
 #define RDMIG_X_ENUM(name, str, def, lo, hi) RDMIG_PARAM_##name,

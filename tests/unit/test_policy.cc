@@ -109,6 +109,28 @@ TEST(Policy, ExpectedDowntimeMath)
 	EXPECT_EQ(rdm_policy_expected_downtime(&p, 1), 1u);
 }
 
+// The stop sends the device state too and waits two round trips after the last byte.
+TEST(Policy, ExpectedDowntimeCountsStateAndRoundTrips)
+{
+	struct rdm_policy p = Make();
+	rdm_policy_sent(&p, 10000, 10); // 1000 B/ms
+	rdm_policy_set_state_bytes(&p, 50000);
+	EXPECT_EQ(rdm_policy_expected_downtime(&p, 0), 50u);
+	EXPECT_EQ(rdm_policy_expected_downtime(&p, 250000), 300u);
+	rdm_policy_rtt_sample(&p, 4000);
+	rdm_policy_rtt_sample(&p, 9000); // waited behind data: not the link's latency
+	EXPECT_EQ(p.rtt_us, 4000u);
+	EXPECT_EQ(rdm_policy_expected_downtime(&p, 250000), 308u);
+	EXPECT_FALSE(rdm_policy_should_switch(&p, 250000)) << "300 ms of data alone fits, the stop does not";
+	rdm_policy_rtt_sample(&p, 1500);
+	EXPECT_EQ(rdm_policy_expected_downtime(&p, 0), 53u);
+	// Nothing but round trips: known even before any bandwidth is.
+	struct rdm_policy q = Make();
+	rdm_policy_rtt_sample(&q, 100);
+	EXPECT_EQ(rdm_policy_expected_downtime(&q, 0), 1u);
+	EXPECT_EQ(rdm_policy_expected_downtime(&q, 1), UINT64_MAX);
+}
+
 TEST(Policy, ExpectedDowntimeSaturates)
 {
 	struct rdm_policy p = Make();
