@@ -259,8 +259,11 @@ static int configure(rdmig_session *s, const struct bench *b, bool dest)
 	ret |= rdmig_set_capability(s, RDMIG_CAP_AUTO_CONVERGE, b->auto_converge);
 	if (b->postcopy || b->postcopy_after)
 		ret |= rdmig_set_capability(s, RDMIG_CAP_POSTCOPY_RAM, true);
-	if (!dest)
+	if (!dest) {
 		ret |= rdmig_set_parameter(s, RDMIG_PARAM_POSTCOPY_AFTER, b->postcopy_after);
+		/* A VMM knows its device state's size: the downtime estimate counts it. */
+		ret |= rdmig_set_parameter(s, RDMIG_PARAM_DEVICE_STATE_SIZE, b->g.devstate_bytes);
+	}
 	if (!ret && b->secret_len)
 		ret = rdmig_set_secret(s, b->secret, b->secret_len);
 	if (!ret && b->has_uuid)

@@ -124,7 +124,8 @@ static int rate_limit(struct rdm_ram *r, uint64_t len)
 	uint64_t wait;
 
 	for (;;) {
-		wait = rdm_rate_take(&r->rate, rdm_policy_max_bandwidth(&s->policy), len, now_us());
+		wait = rdm_rate_take(&r->rate, r->unlimited ? 0 : rdm_policy_max_bandwidth(&s->policy),
+				     len, now_us());
 		if (!wait)
 			return 0;
 		if (rdm_cancelled(s))
@@ -146,7 +147,7 @@ static int write_data(struct rdm_ram *r, unsigned bi, uint64_t first, uint64_t n
 	int ret;
 
 	while (n) {
-		uint64_t bw = rdm_policy_max_bandwidth(&s->policy);
+		uint64_t bw = r->unlimited ? 0 : rdm_policy_max_bandwidth(&s->policy);
 		uint64_t piece = bw ? rdm_rate_piece(bw, b->page_size) / b->page_size : n;
 		uint64_t k = n < piece ? n : piece, len = k * b->page_size;
 

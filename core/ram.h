@@ -32,6 +32,7 @@ struct rdm_ram {
 	unsigned nz, zblock;
 	uint8_t *zbuf; /* encoded ZERO_RUNS frame */
 	struct rdm_rate rate;          /* max-bandwidth */
+	bool unlimited;                /* the stop's pass: max-bandwidth bounds the live phase only */
 	uint64_t next_stats;           /* bytes_total at which stats refresh */
 	uint64_t next_stats_ms;        /* ... or this time, whichever comes first */
 	uint64_t pc_pushed;            /* postcopy: pages sent in the background */

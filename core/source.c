@@ -255,17 +255,20 @@ int rdm_src_pass(struct rdmig_session *s, struct rdm_ram *ram, uint64_t seq)
 		rdm_set_error(s, "fence: %s", rdm_tp_why(ret));
 		return ret;
 	}
-	m.u.seq.seq = seq;
-	ret = rdm_send_msg(s, &m);
-	if (ret)
-		return ret;
-	/* One pass end at a time is timed to its ack: the stop's round trip (policy.h). */
+	/*
+	 * One pass end at a time is timed to its ack: the stop's round trip
+	 * (policy.h). Armed before the send: the ack may beat the send's return.
+	 */
 	pthread_mutex_lock(&s->lock);
 	if (!s->probe_seq) {
 		s->probe_seq = seq;
 		s->probe_us = rdm_now_us();
 	}
 	pthread_mutex_unlock(&s->lock);
+	m.u.seq.seq = seq;
+	ret = rdm_send_msg(s, &m);
+	if (ret)
+		return ret;
 	if (ram->zero_sent_in_pass)
 		ram->zero_pending = seq;
 	return 0;
@@ -425,6 +428,11 @@ static int switchover(struct rdmig_session *s, struct rdm_ram *ram, uint64_t *se
 	int ret;
 
 	ret = rdm_src_stop_sync(s, ram);
+	/*
+	 * The VM is stopped: the last pass goes at the link's speed, as QEMU's
+	 * completion does (the estimate used the limited rate: it only gains).
+	 */
+	ram->unlimited = true;
 	if (!ret)
 		ret = rdm_src_pass(s, ram, ++*seq);
 	if (ret)

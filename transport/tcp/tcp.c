@@ -177,7 +177,11 @@ static int open_channel(struct rdm_tcp *t, const struct rdm_addr *a, unsigned in
 	if (ret)
 		goto err_close_fd;
 	ret = rdm_tcp_set_keepalive(fd, t->timeout_ms);
-	if (!ret && ctrl)
+	/*
+	 * Every socket: a FENCE (or an urgent page) behind a data frame would
+	 * otherwise wait for the peer's delayed ACK, 40 ms of downtime at the stop.
+	 */
+	if (!ret)
 		ret = rdm_tcp_set_nodelay(fd);
 	if (ret)
 		goto err_close_fd;
