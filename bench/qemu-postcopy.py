@@ -166,6 +166,8 @@ def main():
             sq.cmd("migrate-start-postcopy")
         step = "waiting for the end"
         q = wait_status(sq, ("completed", "failed", "cancelled"), a.timeout)
+        if q.get("status") not in ("completed", "failed", "cancelled"):
+            row["error"] = f"still {q.get('status')} after {a.timeout} s"
         dqs = wait_status(dq, ("completed", "failed"), 60)
         ram = q.get("ram", {})
         row["status"] = q.get("status", "unknown")
@@ -174,7 +176,7 @@ def main():
         row["setup_time_ms"] = q.get("setup-time", 0)
         row["downtime_ms"] = q.get("downtime", 0)
         row["bytes_sent"] = ram.get("transferred", 0)
-        row["error"] = q.get("error-desc", "")
+        row["error"] = q.get("error-desc", row["error"])
         requests = ram.get("postcopy-requests", 0)
         pages_after = ram.get("postcopy-bytes", 0) // PAGE
         row["postcopy"] = {
