@@ -42,10 +42,15 @@ double rdm_policy_rate(const struct rdm_policy *p)
 	uint64_t bw = rdm_policy_max_bandwidth(p);
 	double limit = (double)bw / 1000.0;
 
+	double rate = p->bandwidth;
+
+	/* The latest pass is the most like the final one: never assume faster than it went. */
+	if (p->last_rate > 0 && p->last_rate < rate)
+		rate = p->last_rate;
 	/* A short pass inside the limiter's burst looks faster than the limit lets the final one go. */
-	if (bw && p->bandwidth > limit)
+	if (bw && rate > limit)
 		return limit;
-	return p->bandwidth;
+	return rate;
 }
 
 uint64_t rdm_rate_piece(uint64_t bw, uint64_t min_piece)
@@ -89,6 +94,7 @@ void rdm_policy_sent(struct rdm_policy *p, uint64_t bytes, uint64_t elapsed_ms)
 	if (!elapsed_ms)
 		return;
 	sample = (double)bytes / (double)elapsed_ms;
+	p->last_rate = sample;
 	if (p->bandwidth <= 0)
 		p->bandwidth = sample; /* first sample as is: no history to smooth with */
 	else
@@ -100,13 +106,17 @@ void rdm_policy_set_state_bytes(struct rdm_policy *p, uint64_t bytes)
 	__atomic_store_n(&p->state_bytes, bytes, __ATOMIC_RELAXED);
 }
 
-void rdm_policy_rtt_sample(struct rdm_policy *p, uint64_t us)
+void rdm_policy_ack_sample(struct rdm_policy *p, uint64_t us)
 {
-	uint64_t old = __atomic_load_n(&p->rtt_us, __ATOMIC_RELAXED);
+	uint64_t rtt = __atomic_load_n(&p->rtt_us, __ATOMIC_RELAXED);
+	uint64_t tail = __atomic_load_n(&p->tail_us, __ATOMIC_RELAXED);
 
-	/* Longer samples waited behind data in flight: that part is in remaining / bw. */
-	if (us && (!old || us < old))
+	if (!us)
+		return;
+	if (!rtt || us < rtt)
 		__atomic_store_n(&p->rtt_us, us, __ATOMIC_RELAXED);
+	tail = tail ? (uint64_t)(BW_NEW_WEIGHT * (double)us + (1 - BW_NEW_WEIGHT) * (double)tail) : us;
+	__atomic_store_n(&p->tail_us, tail, __ATOMIC_RELAXED);
 }
 
 /* ceil(x) as a count of ms, or UINT64_MAX when it does not fit. */
@@ -126,16 +136,17 @@ uint64_t rdm_policy_expected_downtime(const struct rdm_policy *p, uint64_t remai
 {
 	uint64_t state = __atomic_load_n(&p->state_bytes, __ATOMIC_RELAXED);
 	uint64_t rtt = __atomic_load_n(&p->rtt_us, __ATOMIC_RELAXED);
+	uint64_t tail = __atomic_load_n(&p->tail_us, __ATOMIC_RELAXED);
 	double bw = rdm_policy_rate(p), bytes = (double)remaining_bytes + (double)state;
-	uint64_t data, trips;
+	uint64_t data, acks;
 
-	if (!bytes && !rtt)
+	if (!bytes && !rtt && !tail)
 		return 0;
 	if (bytes && bw <= 0)
 		return UINT64_MAX;
 	data = bytes ? ceil_ms(bytes / bw) : 0;
-	trips = ceil_ms((double)rtt * RDM_POLICY_STOP_ROUND_TRIPS / 1000.0);
-	return data > UINT64_MAX - trips ? UINT64_MAX : data + trips;
+	acks = ceil_ms((double)(tail + rtt) / 1000.0);
+	return data > UINT64_MAX - acks ? UINT64_MAX : data + acks;
 }
 
 bool rdm_policy_should_switch(const struct rdm_policy *p, uint64_t remaining_bytes)

@@ -40,11 +40,10 @@ struct rdm_policy {
 	 * the return path samples the round trip while the sender decides).
 	 */
 	uint64_t state_bytes; /* device state to send: the VMM's hint or the last save */
-	uint64_t rtt_us;      /* the shortest pass-end ack seen; 0 = none yet */
+	uint64_t rtt_us;      /* the shortest pass-end ack seen: the link's round trip; 0 = none */
+	uint64_t tail_us;     /* pass-end acks, smoothed: what is still in flight, plus a trip */
+	double last_rate;     /* bytes/ms of the latest pass alone; 0 = none */
 };
-
-/* Round trips of the stop after the last byte: READY for the final fence, DONE for GO. */
-#define RDM_POLICY_STOP_ROUND_TRIPS 2
 
 void rdm_policy_init(struct rdm_policy *p, const struct rdm_policy_cfg *cfg);
 
@@ -84,13 +83,19 @@ void rdm_policy_sent(struct rdm_policy *p, uint64_t bytes, uint64_t elapsed_ms);
 
 /* Device state the stop will send (bytes). */
 void rdm_policy_set_state_bytes(struct rdm_policy *p, uint64_t bytes);
-/* One ack round trip (us): the estimate keeps the shortest, the link's own latency. */
-void rdm_policy_rtt_sample(struct rdm_policy *p, uint64_t us);
+/*
+ * One pass end timed from its ITER_END to the ack (us): the shortest is the
+ * link's round trip, the smoothed one also holds what the transport still had
+ * in flight when the pass returned, which the stop's last pass waits for too.
+ */
+void rdm_policy_ack_sample(struct rdm_policy *p, uint64_t us);
 
 /*
- * The downtime a stop now would take, in ms: (remaining + device state) /
- * bandwidth, plus the stop's round trips; UINT64_MAX while no bandwidth is
- * known. 0 only when nothing at all is left to do.
+ * The downtime a stop now would take, in ms: (remaining + device state) over
+ * the rate (the smoothed bandwidth, or the latest pass's when that is lower:
+ * the last passes are small like the final one), then the final fence's ack
+ * (the smoothed pass-end ack) and GO's (one round trip); UINT64_MAX while no
+ * bandwidth is known. 0 only when nothing at all is left to do.
  */
 uint64_t rdm_policy_expected_downtime(const struct rdm_policy *p, uint64_t remaining_bytes);
 

@@ -33,7 +33,7 @@ static int rp_handle(struct rdmig_session *s, const struct rdm_msg *m)
 		if (m->u.seq.seq > s->acked_seq)
 			s->acked_seq = m->u.seq.seq;
 		if (s->probe_seq && m->u.seq.seq >= s->probe_seq) {
-			rdm_policy_rtt_sample(&s->policy, rdm_now_us() - s->probe_us);
+			rdm_policy_ack_sample(&s->policy, rdm_now_us() - s->probe_us);
 			s->probe_seq = 0;
 		}
 		pthread_cond_broadcast(&s->cond);

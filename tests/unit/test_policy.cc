@@ -109,24 +109,29 @@ TEST(Policy, ExpectedDowntimeMath)
 	EXPECT_EQ(rdm_policy_expected_downtime(&p, 1), 1u);
 }
 
-// The stop sends the device state too and waits two round trips after the last byte.
-TEST(Policy, ExpectedDowntimeCountsStateAndRoundTrips)
+// The stop sends the device state too, then waits for the final fence's ack and GO's.
+TEST(Policy, ExpectedDowntimeCountsStateAndAcks)
 {
 	struct rdm_policy p = Make();
 	rdm_policy_sent(&p, 10000, 10); // 1000 B/ms
 	rdm_policy_set_state_bytes(&p, 50000);
 	EXPECT_EQ(rdm_policy_expected_downtime(&p, 0), 50u);
 	EXPECT_EQ(rdm_policy_expected_downtime(&p, 250000), 300u);
-	rdm_policy_rtt_sample(&p, 4000);
-	rdm_policy_rtt_sample(&p, 9000); // waited behind data: not the link's latency
-	EXPECT_EQ(p.rtt_us, 4000u);
+	rdm_policy_ack_sample(&p, 4000); // round trip 4 ms, nothing in flight
 	EXPECT_EQ(rdm_policy_expected_downtime(&p, 250000), 308u);
 	EXPECT_FALSE(rdm_policy_should_switch(&p, 250000)) << "300 ms of data alone fits, the stop does not";
-	rdm_policy_rtt_sample(&p, 1500);
-	EXPECT_EQ(rdm_policy_expected_downtime(&p, 0), 53u);
-	// Nothing but round trips: known even before any bandwidth is.
+	rdm_policy_ack_sample(&p, 9000); // 5 ms more in flight: the tail grows, the round trip stays
+	EXPECT_EQ(p.rtt_us, 4000u);
+	EXPECT_EQ(p.tail_us, 6500u);
+	EXPECT_EQ(rdm_policy_expected_downtime(&p, 250000), 311u);
+	// A slower latest pass is the rate the final one is expected at.
+	rdm_policy_sent(&p, 5000, 10); // 500 B/ms; smoothed 750
+	EXPECT_EQ(rdm_policy_expected_downtime(&p, 250000), 611u);
+	rdm_policy_sent(&p, 20000, 10); // 2000 B/ms: the smoothed 1375 is the lower now
+	EXPECT_EQ(rdm_policy_expected_downtime(&p, 225000), 200u + 11u);
+	// Nothing but acks: known even before any bandwidth is.
 	struct rdm_policy q = Make();
-	rdm_policy_rtt_sample(&q, 100);
+	rdm_policy_ack_sample(&q, 100);
 	EXPECT_EQ(rdm_policy_expected_downtime(&q, 0), 1u);
 	EXPECT_EQ(rdm_policy_expected_downtime(&q, 1), UINT64_MAX);
 }
