@@ -10,6 +10,11 @@
 #   bench/compare.sh [--ram MiB] [--dirty MiB/s] [--runs N]   the rdma link
 #   bench/compare.sh --host-tcp [--ram MiB]                   tcp on loopback here
 #   bench/compare.sh --postcopy [--ram MiB] [--dirty MiB/s] [--runs N]
+#   any form: --plot FILE.png draws MB/s per configuration, labelled x link / x qemu
+#
+# QEMU is given its best configuration: RAM in shared memory (/dev/shm, not a
+# file on disk), max-bandwidth raised, multifd with as many channels as
+# rdmig's tcp rows; "x qemu" is against the fastest QEMU row of the run.
 #
 # --postcopy: the same guest, dirtying and read by --dest-readers 1 at the
 # destination, switched to postcopy after its first pass: rdmig over rdma (the
@@ -25,7 +30,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-ram=64 dirty=0 runs=1 hosttcp= postcopy=
+ram=64 dirty=0 runs=1 hosttcp= postcopy= plot=
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--host-tcp) hosttcp=1; shift ;;
@@ -33,7 +38,8 @@ while [ $# -gt 0 ]; do
 	--ram) ram=$2; shift 2 ;;
 	--dirty) dirty=$2; shift 2 ;;
 	--runs) runs=$2; shift 2 ;;
-	*) echo "usage: bench/compare.sh [--ram MiB] [--dirty MiB/s] [--runs N]" >&2; exit 2 ;;
+	--plot) plot=$2; shift 2 ;;
+	*) echo "usage: bench/compare.sh [--host-tcp | --postcopy] [--ram MiB] [--dirty MiB/s] [--runs N] [--plot FILE.png]" >&2; exit 2 ;;
 	esac
 done
 
@@ -43,8 +49,16 @@ if [ ! -x "$bench" ]; then
 fi
 
 if [ -z "$hosttcp" ] && [ -z "${RDMIG_IN_VM:-}" ] && ! ibv_devices 2>/dev/null | awk 'NR > 2' | grep -q .; then
-	exec tests/vm/rxe-run bench/compare.sh --ram "$ram" --dirty "$dirty" --runs "$runs" \
-		${postcopy:+--postcopy}
+	if [ -z "$plot" ]; then
+		exec tests/vm/rxe-run bench/compare.sh --ram "$ram" --dirty "$dirty" --runs "$runs" \
+			${postcopy:+--postcopy}
+	fi
+	# The VM's files are gone after it: the plot is drawn into its export and copied back.
+	RDMIG_VM_OUTDIR=$(cd "$(dirname "$plot")" && pwd)
+	export RDMIG_VM_OUTDIR
+	exec tests/vm/rxe-run bash -c 'bench/compare.sh --ram "$1" --dirty "$2" --runs "$3" $4 \
+		--plot "$RDMIG_VM_OUT/$5"' _ "$ram" "$dirty" "$runs" "${postcopy:+--postcopy}" \
+		"$(basename "$plot")"
 fi
 
 addr=${RDMIG_RDMA_ADDR:-$( (ip -4 -o addr show dev dummy0 2>/dev/null || true) | awk '{print $4}' | cut -d/ -f1)}
@@ -104,8 +118,12 @@ rdmig() {
 	echo "${j%\}}, \"name\": \"$name\"}" >>"$out"
 }
 
+# transport, then for tcp a multifd channel count (0: none)
 qemu_row() {
-	python3 bench/qemu-migrate.py --transport "$1" --host "$addr" --ram "$ram" --name "qemu $1" >>"$out" || true
+	local mf=${2:-0} name="qemu $1"
+	[ "$mf" = 0 ] || name="qemu $1 multifd ${mf}ch"
+	python3 bench/qemu-migrate.py --transport "$1" --host "$addr" --ram "$ram" --multifd "$mf" \
+		--name "$name" >>"$out" || true
 }
 
 if [ -n "$postcopy" ]; then
@@ -157,6 +175,7 @@ fi
 for _ in $(seq "$runs"); do
 	if [ -n "$hosttcp" ]; then
 		qemu_row tcp
+		qemu_row tcp 2
 		rdmig "rdmig tcp 1ch" --transport tcp --host "$addr" --channels 1
 		rdmig "rdmig tcp 2ch" --transport tcp --host "$addr" --channels 2
 		if [ -n "$havetls" ]; then
@@ -174,11 +193,12 @@ for _ in $(seq "$runs"); do
 	rdmig "rdmig rdma pin-all 1q" --transport rdma --host "$addr" --channels 1 --pin-all
 	rdmig "rdmig rdma pin-all 4q" --transport rdma --host "$addr" --channels 4 --pin-all
 	qemu_row tcp
+	qemu_row tcp 2
 	rdmig "rdmig tcp 2ch" --transport tcp --host "$addr" --channels 2
 done
 
-python3 - "$out" "$ram" "$dirty" <<'EOF'
-import json, sys
+python3 - "$out" "$ram" "$dirty" "$plot" <<'EOF'
+import json, subprocess, sys
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
 
 def bps(r):
@@ -192,8 +212,11 @@ def mean(name):
     return sum(v) / len(v) if v else 0
 
 link = mean("ib_write_bw -s 1048576")
-qemu = mean("qemu rdma") or mean("qemu tcp")
-qname = "qemu rdma" if mean("qemu rdma") else "qemu tcp"
+# QEMU's best configuration on this link (rdma, tcp or tcp multifd) is the reference.
+names = list(dict.fromkeys(r["name"] for r in rows))
+qnames = [n for n in names if n.startswith("qemu")]
+qname = max(qnames, key=mean) if qnames else ""
+qemu = mean(qname) if qname else 0
 print(f"bench/compare.sh: {sys.argv[2]} MiB of random RAM, guest dirtying {sys.argv[3]} MiB/s "
       f"(MB = 10^6 bytes; ratios against the same run's ib_write_bw and {qname})")
 print(f"{'what':26} {'MB/s':>7} {'x link':>7} {'x qemu':>7} {'total ms':>9} {'setup ms':>9} "
@@ -213,4 +236,19 @@ for r in rows:
 print("raw:")
 for r in rows:
     print(json.dumps(r))
+if sys.argv[4]:
+    data = [(n, mean(n)) for n in names]
+    script = ["set terminal pngcairo size 1000,460", f"set output '{sys.argv[4]}'",
+              f"set title 'bench/compare.sh: {sys.argv[2]} MiB, guest dirtying {sys.argv[3]} MiB/s "
+              f"(mean of the runs; labels: x link / x {qname})'",
+              "set style data histograms", "set style fill solid 0.7", "set boxwidth 0.8",
+              "set ylabel 'MB/s'", "set yrange [0:*]", "set xtics rotate by -30 left",
+              "set key off", "set grid ytics", "set bmargin 7",
+              "plot '-' using 2:xtic(1), '' using 0:2:3 with labels offset 0,0.8"]
+    rows_a = [f'"{n}" {v / 1e6:.2f}' for n, v in data]
+    lab = [f'"{n}" {v / 1e6:.2f} "{(v / link if link else 0):.2f} / {(v / qemu if qemu else 0):.2f}"'
+           for n, v in data]
+    subprocess.run(["gnuplot"], input="\n".join(script + rows_a + ["e"] + lab + ["e"]) + "\n",
+                   text=True, check=True)
+    print(f"plot: {sys.argv[4]}")
 EOF

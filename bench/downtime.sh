@@ -29,7 +29,14 @@ bench=build/bench/rdmig-bench
 [ -x "$bench" ] || ./scripts/build >/dev/null
 
 if [ -n "$rdma" ] && [ -z "${RDMIG_IN_VM:-}" ] && ! ibv_devices 2>/dev/null | awk 'NR > 2' | grep -q .; then
-	exec tests/vm/rxe-run bench/downtime.sh --rdma --runs "$runs" ${plot:+--plot "$plot"}
+	if [ -z "$plot" ]; then
+		exec tests/vm/rxe-run bench/downtime.sh --rdma --runs "$runs"
+	fi
+	# The VM's files are gone after it: the plot is drawn into its export and copied back.
+	RDMIG_VM_OUTDIR=$(cd "$(dirname "$plot")" && pwd)
+	export RDMIG_VM_OUTDIR
+	exec tests/vm/rxe-run bash -c 'bench/downtime.sh --rdma --runs "$1" --plot "$RDMIG_VM_OUT/$2"' \
+		_ "$runs" "$(basename "$plot")"
 fi
 
 out=$(mktemp)

@@ -29,7 +29,7 @@ struct bench {
 	unsigned port;
 	unsigned channels;
 	uint64_t chunk, max_bw, downtime, timeout_s;
-	bool pin_all, auto_converge, json, progress;
+	bool pin_all, auto_converge, json, progress, prefault;
 	/* Postcopy: rdmig_postcopy_start() after this many passes, or postcopy-after; 0 = off. */
 	unsigned postcopy, postcopy_after;
 	/* Authentication: a secret (file, or random in --role both), the VM's uuid. */
@@ -63,6 +63,7 @@ static void usage(FILE *f)
 		"  --dirty-rate MiB/s        workload dirtying rate (64; 0 = paused guest)\n"
 		"  --pattern random|seq|hotset  --hot MiB  --threads N\n"
 		"  --channels N --chunk KiB --pin-all --max-bandwidth MiB/s\n"
+		"  --prefault                destination: populate its RAM before the pages come\n"
 		"  --downtime-limit ms --auto-converge --timeout s (300)\n"
 		"  --postcopy N              switch to postcopy after N passes (both sides\n"
 		"                            set postcopy-ram, the destination reads its RAM once\n"
@@ -132,7 +133,7 @@ static int parse(int argc, char **argv, struct bench *b)
 		{"auto-converge", 0, 0, 'a'}, {"timeout", 1, 0, 'w'}, {"json", 0, 0, 'j'},
 		{"dirty-tracker", 1, 0, 'y'}, {"plot", 1, 0, 'g'}, {"secret-file", 1, 0, 'S'},
 		{"uuid", 1, 0, 'U'}, {"tls-psk", 1, 0, 'K'}, {"tls-x509", 1, 0, 'X'},
-		{"postcopy", 1, 0, 'Q'}, {"postcopy-after", 1, 0, 'q'}, {"dest-readers", 1, 0, 'R'},
+		{"prefault", 0, 0, 'F'}, {"postcopy", 1, 0, 'Q'}, {"postcopy-after", 1, 0, 'q'}, {"dest-readers", 1, 0, 'R'},
 		{"help", 0, 0, 'h'}, {0, 0, 0, 0}};
 	int c;
 
@@ -155,6 +156,7 @@ static int parse(int argc, char **argv, struct bench *b)
 		case 'c': b->channels = (unsigned)v; break;
 		case 'k': b->chunk = v << 10; break;
 		case 'A': b->pin_all = true; break;
+		case 'F': b->prefault = true; break;
 		case 'B': b->max_bw = v << 20; break;
 		case 'D': b->downtime = v; break;
 		case 'a': b->auto_converge = true; break;
@@ -259,6 +261,8 @@ static int configure(rdmig_session *s, const struct bench *b, bool dest)
 	ret |= rdmig_set_capability(s, RDMIG_CAP_AUTO_CONVERGE, b->auto_converge);
 	if (b->postcopy || b->postcopy_after)
 		ret |= rdmig_set_capability(s, RDMIG_CAP_POSTCOPY_RAM, true);
+	if (dest && b->prefault)
+		ret |= rdmig_set_capability(s, RDMIG_CAP_PREFAULT, true);
 	if (!dest) {
 		ret |= rdmig_set_parameter(s, RDMIG_PARAM_POSTCOPY_AFTER, b->postcopy_after);
 		/* A VMM knows its device state's size: the downtime estimate counts it. */

@@ -101,6 +101,9 @@ void bench_print_json(FILE *f, const struct bench_report *r)
 		bench_throughput_mibs(r), r->src_cpu_s, r->dest_cpu_s, r->max_throttle,
 		r->verified ? "true" : "false");
 	json_str(f, r->error);
+	fprintf(f, ", \"dest_setup_ms\": %llu, \"prefault_ms\": %llu, \"prefault_bytes\": %llu",
+		(unsigned long long)r->dst.setup_time_ms, (unsigned long long)r->dst.prefault_time_ms,
+		(unsigned long long)r->dst.prefault_bytes);
 	if (r->postcopy)
 		fprintf(f, ", \"postcopy\": {\"requests\": %llu, \"pulled\": %llu, \"pushed\": %llu, "
 			   "\"blocktime_ms\": %llu, \"latency_p50_us\": %llu, \"latency_p99_us\": %llu, "

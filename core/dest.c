@@ -11,12 +11,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "common/errtext.h"
 #include "core/bitmap.h"
 #include "core/commit.h"
 #include "core/lobby.h"
 #include "core/postcopy.h"
+#include "core/prefault.h"
 #include "core/session.h"
 
 struct dest {
@@ -176,6 +178,20 @@ static int negotiate(struct dest *d, int first, size_t len)
 	if (ret)
 		return ret;
 
+	/* Before the transport registers anything: pin-all then pins populated memory. */
+	if (s->opts.caps[RDMIG_CAP_PREFAULT]) {
+		long n = sysconf(_SC_NPROCESSORS_ONLN);
+		uint64_t t0 = rdm_now_ms(), bytes = 0;
+
+		/* Half the peer timeout at most: the source waits for BLOCKS_ACK meanwhile. */
+		ret = rdm_prefault(s, n > 0 ? (unsigned)n : 1, (uint64_t)d->timeout / 2, &bytes);
+		if (ret)
+			return refuse(d, ret, "prefault: %s", strerror(-ret));
+		pthread_mutex_lock(&s->lock);
+		s->stats.prefault_time_ms = rdm_now_ms() - t0;
+		s->stats.prefault_bytes = bytes;
+		pthread_mutex_unlock(&s->lock);
+	}
 	ret = rdm_session_set_blocks(s);
 	if (ret)
 		return refuse(d, ret, "destination transport setup: %s", rdm_tp_why(ret));

@@ -190,6 +190,10 @@ int rdm_options_check(const struct rdm_options *o, char *err, size_t errlen)
 	/* QEMU's release-ram frees pages only in postcopy; here it says so. */
 	if (o->caps[RDMIG_CAP_RELEASE_RAM] && !o->caps[RDMIG_CAP_POSTCOPY_RAM])
 		return rdm_errret(err, errlen, -EINVAL, "release-ram needs postcopy-ram");
+	/* Postcopy's destination memory must stay missing: userfaultfd places it. */
+	if (o->caps[RDMIG_CAP_PREFAULT] && o->caps[RDMIG_CAP_POSTCOPY_RAM])
+		return rdm_errret(err, errlen, -EINVAL, "prefault and postcopy-ram exclude each "
+							"other (postcopy's memory must stay missing)");
 	/* postcopy-ram's transport and memory are checked with the URI (core/postcopy_dst.c). */
 	return 0;
 }

@@ -444,6 +444,10 @@ int rdm_session_begin(struct rdmig_session *s, enum rdmig_role want, const char 
 		rdm_set_api_error(s, "%s", err);
 		return ret;
 	}
+	if (want == RDMIG_ROLE_SOURCE && s->opts.caps[RDMIG_CAP_PREFAULT]) {
+		rdm_set_api_error(s, "prefault is a destination capability");
+		return -EINVAL;
+	}
 	/* A destination has nothing to release: saying yes would be a lie. */
 	if (want == RDMIG_ROLE_DEST && s->opts.caps[RDMIG_CAP_RELEASE_RAM]) {
 		rdm_set_api_error(s, "release-ram is a source capability");

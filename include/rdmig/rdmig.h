@@ -79,7 +79,8 @@ enum rdmig_status {
 	X(PAUSE_BEFORE_SWITCHOVER, "pause-before-switchover")               \
 	X(EVENTS, "events")                                                 \
 	X(VALIDATE_UUID, "validate-uuid") /* destination: the source VM's uuid must match */ \
-	X(RELEASE_RAM, "release-ram") /* source, postcopy: free pages the destination has */
+	X(RELEASE_RAM, "release-ram") /* source, postcopy: free pages the destination has */ \
+	X(PREFAULT, "prefault") /* destination: populate all RAM before the pages come */
 
 enum rdmig_cap {
 #define RDMIG_X_ENUM(name, str) RDMIG_CAP_##name,
@@ -145,6 +146,8 @@ struct rdmig_stats {
 	uint64_t postcopy_blocktime_ms;
 	uint64_t postcopy_latency_p50_us, postcopy_latency_p99_us, postcopy_latency_max_us;
 	uint64_t ram_released;         /* source, release-ram: bytes freed in postcopy */
+	/* Destination, prefault: its RAM populated before the pages came (in setup_time_ms). */
+	uint64_t prefault_time_ms, prefault_bytes;
 };
 /* An initializer with size set: struct rdmig_stats st = RDMIG_STATS_INIT; */
 #ifdef __cplusplus

@@ -249,6 +249,18 @@ TEST(Options, PostcopyAfterNeedsPostcopyRam)
 		  -EINVAL);
 }
 
+// prefault would fill the memory postcopy's destination must keep missing.
+TEST(Options, PrefaultAndPostcopyRamExcludeEachOther)
+{
+	struct rdm_options o = Defaults();
+	char err[256] = "";
+	ASSERT_EQ(rdm_options_set_cap(&o, RDMIG_CAP_PREFAULT, true, err, sizeof(err)), 0);
+	EXPECT_EQ(rdm_options_check(&o, err, sizeof(err)), 0) << err;
+	ASSERT_EQ(rdm_options_set_cap(&o, RDMIG_CAP_POSTCOPY_RAM, true, err, sizeof(err)), 0);
+	EXPECT_EQ(rdm_options_check(&o, err, sizeof(err)), -EINVAL);
+	EXPECT_NE(strstr(err, "prefault and postcopy-ram"), nullptr) << err;
+}
+
 TEST(Options, PostcopyWithAutoConvergeAllowed)
 {
 	struct rdm_options o = Defaults();
