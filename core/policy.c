@@ -95,6 +95,7 @@ void rdm_policy_sent(struct rdm_policy *p, uint64_t bytes, uint64_t elapsed_ms)
 		return;
 	sample = (double)bytes / (double)elapsed_ms;
 	p->last_rate = sample;
+	p->passes++;
 	if (p->bandwidth <= 0)
 		p->bandwidth = sample; /* first sample as is: no history to smooth with */
 	else
@@ -137,7 +138,8 @@ uint64_t rdm_policy_expected_downtime(const struct rdm_policy *p, uint64_t remai
 	uint64_t state = __atomic_load_n(&p->state_bytes, __ATOMIC_RELAXED);
 	uint64_t rtt = __atomic_load_n(&p->rtt_us, __ATOMIC_RELAXED);
 	uint64_t tail = __atomic_load_n(&p->tail_us, __ATOMIC_RELAXED);
-	double bw = rdm_policy_rate(p), bytes = (double)remaining_bytes + (double)state;
+	double bw = rdm_policy_rate(p);
+	double bytes = (double)remaining_bytes + (double)state * RDM_POLICY_STATE_COST;
 	uint64_t data, acks;
 
 	if (!bytes && !rtt && !tail)
@@ -153,6 +155,8 @@ bool rdm_policy_should_switch(const struct rdm_policy *p, uint64_t remaining_byt
 {
 	uint64_t expected = rdm_policy_expected_downtime(p, remaining_bytes);
 
+	if (remaining_bytes && p->passes < 2)
+		return false;
 	return expected != UINT64_MAX && expected <= rdm_policy_downtime_limit(p);
 }
 

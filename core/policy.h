@@ -43,7 +43,16 @@ struct rdm_policy {
 	uint64_t rtt_us;      /* the shortest pass-end ack seen: the link's round trip; 0 = none */
 	uint64_t tail_us;     /* pass-end acks, smoothed: what is still in flight, plus a trip */
 	double last_rate;     /* bytes/ms of the latest pass alone; 0 = none */
+	unsigned passes;      /* rate samples so far */
 };
+
+/*
+ * Device state goes over the control stream (SEND/RECV messages over rdma,
+ * the control socket over tcp), slower than page writes: 1 MiB of it took
+ * 1.8x (tcp) to 2.5x (rxe) its time at the data rate at the stop
+ * (bench/downtime.sh). The estimate counts each of its bytes this many times.
+ */
+#define RDM_POLICY_STATE_COST 2
 
 void rdm_policy_init(struct rdm_policy *p, const struct rdm_policy_cfg *cfg);
 
@@ -99,7 +108,11 @@ void rdm_policy_ack_sample(struct rdm_policy *p, uint64_t us);
  */
 uint64_t rdm_policy_expected_downtime(const struct rdm_policy *p, uint64_t remaining_bytes);
 
-/* true when remaining bytes can be sent within the downtime limit. */
+/*
+ * true when remaining bytes can be sent within the downtime limit. Not after
+ * the first pass alone while anything is left: its rate, over all of RAM,
+ * says little about a short pass like the final one (the second pass's does).
+ */
 bool rdm_policy_should_switch(const struct rdm_policy *p, uint64_t remaining_bytes);
 
 /*

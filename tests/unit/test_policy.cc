@@ -114,9 +114,11 @@ TEST(Policy, ExpectedDowntimeCountsStateAndAcks)
 {
 	struct rdm_policy p = Make();
 	rdm_policy_sent(&p, 10000, 10); // 1000 B/ms
-	rdm_policy_set_state_bytes(&p, 50000);
+	rdm_policy_sent(&p, 10000, 10); // a second pass, same rate
+	rdm_policy_set_state_bytes(&p, 25000); // counted twice: the control stream is slower
 	EXPECT_EQ(rdm_policy_expected_downtime(&p, 0), 50u);
 	EXPECT_EQ(rdm_policy_expected_downtime(&p, 250000), 300u);
+	EXPECT_TRUE(rdm_policy_should_switch(&p, 250000));
 	rdm_policy_ack_sample(&p, 4000); // round trip 4 ms, nothing in flight
 	EXPECT_EQ(rdm_policy_expected_downtime(&p, 250000), 308u);
 	EXPECT_FALSE(rdm_policy_should_switch(&p, 250000)) << "300 ms of data alone fits, the stop does not";
@@ -129,6 +131,17 @@ TEST(Policy, ExpectedDowntimeCountsStateAndAcks)
 	EXPECT_EQ(rdm_policy_expected_downtime(&p, 250000), 611u);
 	rdm_policy_sent(&p, 20000, 10); // 2000 B/ms: the smoothed 1375 is the lower now
 	EXPECT_EQ(rdm_policy_expected_downtime(&p, 225000), 200u + 11u);
+}
+
+// The first pass's rate, over all of RAM, does not decide a switch with pages left.
+TEST(Policy, NoSwitchOnTheFirstPassAloneWithPagesLeft)
+{
+	struct rdm_policy p = Make(); // limit 300 ms
+	rdm_policy_sent(&p, 10000, 10);
+	EXPECT_FALSE(rdm_policy_should_switch(&p, 1000));
+	EXPECT_TRUE(rdm_policy_should_switch(&p, 0)) << "nothing left: nothing to estimate";
+	rdm_policy_sent(&p, 10000, 10);
+	EXPECT_TRUE(rdm_policy_should_switch(&p, 1000));
 	// Nothing but acks: known even before any bandwidth is.
 	struct rdm_policy q = Make();
 	rdm_policy_ack_sample(&q, 100);
@@ -147,6 +160,7 @@ TEST(Policy, SwitchAtBoundary)
 {
 	struct rdm_policy p = Make(); // limit 300 ms
 	rdm_policy_sent(&p, 10000, 10); // 1000 B/ms
+	rdm_policy_sent(&p, 10000, 10);
 	EXPECT_TRUE(rdm_policy_should_switch(&p, 299999));
 	EXPECT_TRUE(rdm_policy_should_switch(&p, 300000));
 	EXPECT_FALSE(rdm_policy_should_switch(&p, 300001));
@@ -431,6 +445,7 @@ TEST(Policy, LiveDowntimeLimitDecidesTheNextSwitch)
 {
 	struct rdm_policy p = Make();
 	rdm_policy_sent(&p, 1000, 1); // 1000 B/ms
+	rdm_policy_sent(&p, 1000, 1);
 	EXPECT_FALSE(rdm_policy_should_switch(&p, 10000000)); // 10 s > default limit
 	rdm_policy_set_live(&p, 20000, 0);
 	EXPECT_TRUE(rdm_policy_should_switch(&p, 10000000));
