@@ -238,7 +238,7 @@ for r in rows:
     print(json.dumps(r))
 if sys.argv[4]:
     data = [(n, mean(n)) for n in names]
-    script = ["set terminal pngcairo size 1000,460", f"set output '{sys.argv[4]}'",
+    script = ["set terminal pngcairo size 1000,460 noenhanced", f"set output '{sys.argv[4]}'",
               f"set title 'bench/compare.sh: {sys.argv[2]} MiB, guest dirtying {sys.argv[3]} MiB/s "
               f"(mean of the runs; labels: x link / x {qname})'",
               "set style data histograms", "set style fill solid 0.7", "set boxwidth 0.8",

@@ -88,7 +88,7 @@ print("raw (downtime ms per run):")
 for n in names:
     print(f"  {n}: " + " ".join(str(r.get("downtime_ms", "-")) for r in rows if r["name"] == n))
 if sys.argv[3]:
-    script = [f"set terminal pngcairo size 900,420", f"set output '{sys.argv[3]}'",
+    script = [f"set terminal pngcairo size 900,420 noenhanced", f"set output '{sys.argv[3]}'",
               "set title 'downtime / limit, one point per run'", "set ylabel 'downtime / limit'",
               "set yrange [0:*]", "set key off", "set grid ytics",
               "set xtics (" + ", ".join(f"'{n}' {i}" for i, n in enumerate(names)) + ")",

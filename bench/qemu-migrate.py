@@ -16,6 +16,7 @@ bench/compare.sh reads:
 import argparse
 import json
 import os
+import signal
 import sys
 import tempfile
 import time
@@ -24,6 +25,8 @@ from qemu_qmp import Qmp, children_cpu, qemu
 
 
 def main():
+    # Killed: unwind, so the QEMUs and their RAM files in /dev/shm go too.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
     ap = argparse.ArgumentParser()
     ap.add_argument("--transport", default="tcp")
     ap.add_argument("--host", default="127.0.0.1")

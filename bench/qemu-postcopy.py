@@ -24,6 +24,7 @@ postcopy there, as QEMU 10.0 does by its capability check, or fail on the way).
 import argparse
 import json
 import os
+import signal
 import shutil
 import sys
 import tempfile
@@ -94,6 +95,8 @@ def caps(q, names):
 
 
 def main():
+    # Killed: unwind, so the QEMUs and their RAM files in /dev/shm go too.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
     ap = argparse.ArgumentParser()
     ap.add_argument("--transport", default="tcp", choices=("tcp", "rdma"))
     ap.add_argument("--host", default="127.0.0.1")

@@ -6,9 +6,11 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/random.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
@@ -519,6 +521,10 @@ int main(int argc, char **argv)
 		return 1;
 	if (child == 0) {
 		close(p[0]);
+		/* A source that dies (or is killed) takes its destination with it. */
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (getppid() == 1)
+			_exit(1);
 		_exit(run_dest(&b, p[1]));
 	}
 	close(p[1]);
