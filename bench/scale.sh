@@ -33,10 +33,12 @@ for g in $sizes; do
 			--transport tcp --channels 2 --timeout 900 $pf 2>/dev/null || true)
 		[ -n "$j" ] || j='{"status": "no report"}'
 		echo "${j%\}}, \"name\": \"rdmig tcp 2ch${pf:+ prefault}\", \"gib\": $g}" >>"$out"
+		tail -n 1 "$out" >&2
 	done
 	if [ "$(mem_free)" -gt $((2 * mib * 1024 + 2097152)) ] && [ -d /dev/shm ]; then
 		j=$(python3 bench/qemu-migrate.py --transport tcp --ram "$mib" --multifd 2 \
 			--name "qemu tcp multifd 2ch" --timeout 900 || true)
+		[ -n "$j" ] || j='{"name": "qemu tcp multifd 2ch", "status": "no report"}'
 		echo "${j%\}}, \"gib\": $g}" >>"$out"
 	else
 		echo "{\"name\": \"qemu tcp multifd 2ch\", \"gib\": $g, \"status\": \"skipped: not enough memory for two copies in /dev/shm\"}" >>"$out"
@@ -45,7 +47,12 @@ done
 
 python3 - "$out" <<'PY'
 import json, sys
-rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+rows = []
+for l in open(sys.argv[1]):
+    try:
+        rows.append(json.loads(l))
+    except ValueError:
+        print("unreadable row:", l.strip()[:200])
 print("bench/scale.sh: tcp on loopback, 2 channels, random RAM, idle guest")
 print(f"{'GiB':>3} {'what':24} {'total s':>8} {'xfer s':>7} {'prefault s':>10} {'s/GiB':>6} "
       f"{'MiB/s':>6} {'src cpu/GiB':>11} {'dst cpu/GiB':>11}  verified")
