@@ -21,7 +21,7 @@ import sys
 import tempfile
 import time
 
-from qemu_qmp import Qmp, children_cpu, qemu
+from qemu_qmp import RAM_DIR, Qmp, children_cpu, qemu, ram_files
 
 
 def main():
@@ -42,14 +42,8 @@ def main():
            "setup_time_ms": 0, "downtime_ms": 0, "bytes_sent": 0, "src_cpu_s": 0.0,
            "dest_cpu_s": 0.0, "verified": False, "error": ""}
     procs = []
-    shm = "/dev/shm" if os.path.isdir("/dev/shm") else None
-    with tempfile.TemporaryDirectory(prefix="rdmig-qemu-", dir=shm) as d:
-        src_mem, dst_mem = os.path.join(d, "src.ram"), os.path.join(d, "dst.ram")
-        with open(src_mem, "wb") as f:
-            for _ in range(a.ram):
-                f.write(os.urandom(1 << 20))
-        with open(dst_mem, "wb") as f:
-            f.truncate(a.ram << 20)
+    with tempfile.TemporaryDirectory(prefix="rdmig-qemu-", dir=RAM_DIR) as d:
+        src_mem, dst_mem = ram_files(d, a.ram)
         host = f"[{a.host}]" if ":" in a.host else a.host
         uri = f"{a.transport}:{host}:{port}"
         try:

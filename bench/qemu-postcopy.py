@@ -30,7 +30,7 @@ import sys
 import tempfile
 import time
 
-from qemu_qmp import Qmp, children_cpu, qemu, wait_status
+from qemu_qmp import RAM_DIR, Qmp, children_cpu, qemu, ram_files, wait_status
 
 DIRTY_FROM = 2 << 20  # below: BIOS and the boot sector, which the guest only reads
 PAGE = 4096
@@ -112,15 +112,9 @@ def main():
            "verified": False, "error": "", "postcopy": {}}
     procs = []
     step = "setup"
-    shm = "/dev/shm" if os.path.isdir("/dev/shm") else None
-    d = tempfile.mkdtemp(prefix="rdmig-qemu-pc-", dir=shm)
+    d = tempfile.mkdtemp(prefix="rdmig-qemu-pc-", dir=RAM_DIR)
     try:
-        src_mem, dst_mem = os.path.join(d, "src.ram"), os.path.join(d, "dst.ram")
-        with open(src_mem, "wb") as f:
-            for _ in range(a.ram):
-                f.write(os.urandom(1 << 20))
-        with open(dst_mem, "wb") as f:
-            f.truncate(a.ram << 20)
+        src_mem, dst_mem = ram_files(d, a.ram)
         for side in ("src", "dst"):
             boot_image(os.path.join(d, side + ".img"), a.ram << 20)
         host = f"[{a.host}]" if ":" in a.host else a.host

@@ -46,6 +46,21 @@ def qemu(ram_mib, mem_path, qmp_path, extra, paused=True):
     return subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
 
+# Where guest RAM files go: shared memory (as fast as a plain RAM backend), else the default.
+RAM_DIR = "/dev/shm" if os.path.isdir("/dev/shm") else None
+
+
+def ram_files(d, ram_mib):
+    """src.ram of random bytes (no zero pages) and an empty dst.ram in d."""
+    src, dst = os.path.join(d, "src.ram"), os.path.join(d, "dst.ram")
+    with open(src, "wb") as f:
+        for _ in range(ram_mib):
+            f.write(os.urandom(1 << 20))
+    with open(dst, "wb") as f:
+        f.truncate(ram_mib << 20)
+    return src, dst
+
+
 def children_cpu():
     ru = resource.getrusage(resource.RUSAGE_CHILDREN)
     return ru.ru_utime + ru.ru_stime
