@@ -190,6 +190,27 @@ void FillRandom(std::mt19937_64 &rng, uint8_t *p, size_t len)
 		p[i] = (uint8_t)rng();
 }
 
+TwoBlocks::TwoBlocks(size_t len0, size_t len1, uint64_t seed, uint32_t page)
+{
+	std::mt19937_64 rng(seed);
+	const size_t lens[2] = { len0, len1 };
+	for (int b = 0; b < 2; b++) {
+		s[b].resize(lens[b]);
+		FillRandom(rng, s[b].data(), lens[b]);
+		d[b].assign(lens[b], 0);
+		const char *name = b ? "ram1" : "ram0";
+		sb[b] = rdm_tp_block{ name, s[b].data(), lens[b], page };
+		db[b] = rdm_tp_block{ name, d[b].data(), lens[b], page };
+	}
+}
+
+void TwoBlocks::Set(Pair &p, rdm_tp_place_fn fn, void *opaque)
+{
+	ASSERT_EQ(p.ops->set_blocks(p.dst, db, 2), 0) << rdm_tp_errmsg();
+	ASSERT_EQ(p.ops->set_blocks(p.src, sb, 2), 0) << rdm_tp_errmsg();
+	ASSERT_EQ(p.ops->set_placer(p.dst, fn, opaque), 0) << rdm_tp_errmsg();
+}
+
 void ContractTest::SetUp()
 {
 	std::string why;

@@ -68,6 +68,17 @@ std::vector<uint8_t> Frame(size_t len, uint64_t seed);
 uint32_t Crc(const uint8_t *p, size_t len);
 void FillRandom(std::mt19937_64 &rng, uint8_t *p, size_t len);
 
+/*
+ * Two blocks a side ("ram0", "ram1"): the source's random from seed, the
+ * destination's zero. Set() gives both lists to a pair and fn as its placer.
+ */
+struct TwoBlocks {
+	std::vector<uint8_t> s[2], d[2];
+	rdm_tp_block sb[2], db[2];
+	TwoBlocks(size_t len0, size_t len1, uint64_t seed, uint32_t page);
+	void Set(Pair &p, rdm_tp_place_fn fn, void *opaque);
+};
+
 /* Skips (or, inside the soft-RoCE VM, fails) when the transport cannot run here. */
 class ContractTest : public testing::TestWithParam<Param> {
       protected:

@@ -18,24 +18,10 @@ namespace {
 constexpr uint32_t kPage = 4096;
 
 // Two blocks a side; the placer copies into the destination's own.
-struct Blocks {
-	std::vector<uint8_t> s[2], d[2];
-	rdm_tp_block sb[2], db[2];
+struct Blocks : TwoBlocks {
 	std::mutex lock;
 	unsigned places = 0;
-	Blocks()
-	{
-		std::mt19937_64 rng(77);
-		const size_t lens[2] = { 6 * CHUNK, 2 * CHUNK + 3 * kPage };
-		for (int b = 0; b < 2; b++) {
-			s[b].resize(lens[b]);
-			FillRandom(rng, s[b].data(), lens[b]);
-			d[b].assign(lens[b], 0);
-			const char *name = b ? "ram1" : "ram0";
-			sb[b] = rdm_tp_block{ name, s[b].data(), lens[b], kPage };
-			db[b] = rdm_tp_block{ name, d[b].data(), lens[b], kPage };
-		}
-	}
+	Blocks() : TwoBlocks(6 * CHUNK, 2 * CHUNK + 3 * kPage, 77, kPage) {}
 	static int Place(void *opaque, unsigned b, uint64_t off, uint64_t len, const void *src)
 	{
 		Blocks *m = static_cast<Blocks *>(opaque);
@@ -46,12 +32,7 @@ struct Blocks {
 		m->places++;
 		return 0;
 	}
-	void Set(Pair &p)
-	{
-		ASSERT_EQ(p.ops->set_blocks(p.dst, db, 2), 0) << rdm_tp_errmsg();
-		ASSERT_EQ(p.ops->set_blocks(p.src, sb, 2), 0) << rdm_tp_errmsg();
-		ASSERT_EQ(p.ops->set_placer(p.dst, Place, this), 0) << rdm_tp_errmsg();
-	}
+	void Set(Pair &p) { TwoBlocks::Set(p, Place, this); }
 	bool Same(unsigned b, uint64_t off, uint64_t len)
 	{
 		return !memcmp(d[b].data() + off, s[b].data() + off, len);

@@ -22,26 +22,12 @@ constexpr uint32_t kPage = 4096;
 
 // Block 0 is the background, placed slowly (a destination busy placing);
 // block 1 holds the requested page.
-struct Slow {
-	std::vector<uint8_t> s[2], d[2];
-	rdm_tp_block sb[2], db[2];
+struct Slow : TwoBlocks {
 	std::mutex lock;
 	std::condition_variable cv;
 	unsigned bg = 0;       // background frames placed
 	int bg_at_page = -1;   // bg when the requested page was placed
-	Slow()
-	{
-		std::mt19937_64 rng(9);
-		const size_t lens[2] = { kBackground, CHUNK };
-		for (int b = 0; b < 2; b++) {
-			s[b].resize(lens[b]);
-			FillRandom(rng, s[b].data(), lens[b]);
-			d[b].assign(lens[b], 0);
-			const char *name = b ? "ram1" : "ram0";
-			sb[b] = rdm_tp_block{ name, s[b].data(), lens[b], kPage };
-			db[b] = rdm_tp_block{ name, d[b].data(), lens[b], kPage };
-		}
-	}
+	Slow() : TwoBlocks(kBackground, CHUNK, 9, kPage) {}
 	static int Place(void *opaque, unsigned b, uint64_t off, uint64_t len, const void *src)
 	{
 		Slow *m = static_cast<Slow *>(opaque);
@@ -58,12 +44,7 @@ struct Slow {
 		m->cv.notify_all();
 		return 0;
 	}
-	void Set(Pair &p)
-	{
-		ASSERT_EQ(p.ops->set_blocks(p.dst, db, 2), 0) << rdm_tp_errmsg();
-		ASSERT_EQ(p.ops->set_blocks(p.src, sb, 2), 0) << rdm_tp_errmsg();
-		ASSERT_EQ(p.ops->set_placer(p.dst, Place, this), 0) << rdm_tp_errmsg();
-	}
+	void Set(Pair &p) { TwoBlocks::Set(p, Place, this); }
 	// Background frames placed after the page went until it was placed.
 	int Overtaken(Pair &p, bool urgent, std::string *err)
 	{
