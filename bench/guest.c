@@ -498,8 +498,26 @@ static void cb_set_throttle(void *opaque, unsigned percent)
 static int cb_save_state(void *opaque, rdmig_writer *w)
 {
 	struct guest *g = opaque;
+	uint32_t slices = g->cfg.save_ms ? 8 : 1, off = 0;
 
-	return rdmig_write(w, g->devstate, g->devstate_len);
+	/* A slow device: eight slices with a pause before each (tests hold the device phase open). */
+	for (uint32_t i = 0; i < slices; i++) {
+		uint32_t end = (uint32_t)((uint64_t)g->devstate_len * (i + 1) / slices);
+		int ret;
+
+		if (g->cfg.save_ms) {
+			struct timespec ts = {.tv_sec = 0, .tv_nsec = (long)g->cfg.save_ms * 1000000L / slices};
+
+			ts.tv_sec = ts.tv_nsec / 1000000000L;
+			ts.tv_nsec %= 1000000000L;
+			nanosleep(&ts, NULL);
+		}
+		ret = rdmig_write(w, g->devstate + off, end - off);
+		if (ret)
+			return ret;
+		off = end;
+	}
+	return 0;
 }
 
 static int cb_load_state(void *opaque, rdmig_reader *r)

@@ -36,6 +36,7 @@ struct guest_cfg {
 	unsigned threads;     /* workload threads, >= 1 */
 	uint64_t seed;
 	uint32_t devstate_bytes; /* size of the device state blob */
+	uint32_t save_ms;        /* the save is spread over this long (a slow device); 0 = at once */
 	enum track_kind tracker; /* how the source's dirty log is kept */
 	unsigned dest_readers;   /* destination: threads reading pages once its VM runs */
 };

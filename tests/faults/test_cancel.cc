@@ -134,10 +134,14 @@ TEST_F(Cancel, SourcePreSwitchover)
 	DestGaveUp(dest);
 }
 
-/* Device: the final pass runs slowly under max-bandwidth; cancel inside it. */
+/*
+ * Device: a slow device save (4 s) holds the phase open; cancel inside it.
+ * (The final pass goes at link speed, so it cannot be what holds it.)
+ */
 TEST_F(Cancel, SourceDevice)
 {
 	guest_cfg cfg = FaultGuest(16, 32);
+	cfg.save_ms = 4000;
 	DestProcess dest;
 	ASSERT_TRUE(dest.Spawn(cfg, TestHost(), DestOpts()));
 	Source src;
