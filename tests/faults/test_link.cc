@@ -11,73 +11,15 @@
  */
 #include <gtest/gtest.h>
 #include <stdio.h>
-#include <stdlib.h>
-#include <sys/wait.h>
 #include <unistd.h>
-
-#include <fstream>
 
 #include "faults.h"
 #include "relay.h"
+#include "vmnet.h"
 
 namespace {
 
 using LinkDown = TransportTest;
-
-const char *kPort = "/sys/class/infiniband/rxe0/ports/1/state";
-
-std::string ReadLine(const char *path)
-{
-	std::ifstream f(path);
-	std::string s;
-	std::getline(f, s);
-	return s;
-}
-
-/* Why the VM's network cannot be changed from here ("" when it can). */
-std::string NoVmNetReason()
-{
-	if (!getenv("RDMIG_IN_VM"))
-		return "changes the soft-RoCE VM's network: run through tests/vm/rxe-run";
-	if (geteuid() != 0)
-		return "needs root inside the VM (ip link, rdma link)";
-	return "";
-}
-
-/* The IPv4-mapped GID of $RDMIG_RDMA_ADDR is in rxe0's table. */
-bool HasGid4()
-{
-	unsigned a, b, c, d;
-	const char *ip = getenv("RDMIG_RDMA_ADDR");
-	char want[64], path[96];
-
-	if (!ip || sscanf(ip, "%u.%u.%u.%u", &a, &b, &c, &d) != 4)
-		return true; /* nothing to look for */
-	snprintf(want, sizeof(want), "0000:0000:0000:0000:0000:ffff:%02x%02x:%02x%02x", a, b, c, d);
-	for (int i = 0; i < 16; i++) {
-		snprintf(path, sizeof(path), "/sys/class/infiniband/rxe0/ports/1/gids/%d", i);
-		if (ReadLine(path) == want)
-			return true;
-	}
-	return false;
-}
-
-/* rxe0 is ACTIVE with the IPv4 GID again (what rdma_cm needs), within 20 s. */
-bool RxeReady()
-{
-	for (int i = 0; i < 200; i++) {
-		if (ReadLine(kPort).find("ACTIVE") != std::string::npos && HasGid4())
-			return true;
-		usleep(100 * 1000);
-	}
-	return false;
-}
-
-int Sh(const std::string &cmd)
-{
-	int rc = system(cmd.c_str());
-	return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
-}
 
 /* Start an in-process source to uri and wait until it is mid-iteration. */
 void StartTo(Source &src, const guest_cfg &cfg, const std::string &uri)
@@ -150,7 +92,7 @@ void NetdevDown(bool dest_while_down)
 	PeerResult r;
 	bool ended = !dest_while_down || dest.Result(&r, DeadlineMs());
 	EXPECT_EQ(0, Sh("ip link set dummy0 up"));
-	EXPECT_TRUE(RxeReady()) << "rxe0 did not come back: " << ReadLine(kPort);
+	EXPECT_TRUE(RxeReady()) << "rxe0 did not come back: " << ReadLine(kRxePort);
 	ASSERT_TRUE(ended) << "destination not terminal " << DeadlineMs() << " ms after the link died";
 	if (!dest_while_down) {
 		ASSERT_TRUE(dest.Result(&r, DeadlineMs()))
@@ -212,7 +154,7 @@ TEST_F(LinkDown, DISABLED_RxeDeviceDeleted)
 	dest.Kill();
 	Sh("while kill -0 $(cat /tmp/rxe-del.pid) 2>/dev/null; do sleep 0.2; done");
 	EXPECT_EQ(0, Sh("rdma link add rxe0 type rxe netdev dummy0"));
-	EXPECT_TRUE(RxeReady()) << "rxe0 did not come back: " << ReadLine(kPort);
+	EXPECT_TRUE(RxeReady()) << "rxe0 did not come back: " << ReadLine(kRxePort);
 	ASSERT_TRUE(sok) << "source not terminal " << DeadlineMs() << " ms after the delete";
 	ASSERT_TRUE(dok) << "destination not terminal " << DeadlineMs() << " ms after the delete";
 	printf("rxe deleted: source %s (%s); destination %s (%s)\n",
