@@ -75,6 +75,12 @@ uint64_t rdm_bitmap_count(const uint64_t *map, uint64_t nbits)
 	return n + (uint64_t)__builtin_popcountll(map[words - 1] & tail_mask(nbits));
 }
 
+void rdm_bitmap_or(uint64_t *dst, const uint64_t *src, uint64_t nbits)
+{
+	for (uint64_t i = 0, words = rdm_bitmap_words(nbits); i < words; i++)
+		dst[i] |= src[i];
+}
+
 /*
  * First bit at or after pos, below end, whose value is `want`; end when none.
  * Words are inverted when looking for a clear bit so both cases use ctz.
@@ -96,6 +102,11 @@ static uint64_t find_bit(const uint64_t *map, uint64_t pos, uint64_t end, bool w
 	}
 	pos = w * WORD_BITS + (uint64_t)__builtin_ctzll(word);
 	return pos < end ? pos : end;
+}
+
+bool rdm_bitmap_any(const uint64_t *map, uint64_t first, uint64_t n)
+{
+	return n && find_bit(map, first, first + n, true) < first + n;
 }
 
 uint64_t rdm_bitmap_next_run(const uint64_t *map, uint64_t nbits, uint64_t *pos, uint64_t max,

@@ -20,6 +20,10 @@ void rdm_bitmap_clear_all(uint64_t *map, uint64_t nbits);
 void rdm_bitmap_set_range(uint64_t *map, uint64_t first, uint64_t n);
 void rdm_bitmap_clear_range(uint64_t *map, uint64_t first, uint64_t n);
 uint64_t rdm_bitmap_count(const uint64_t *map, uint64_t nbits);
+/* true when any bit of [first, first + n) is set. */
+bool rdm_bitmap_any(const uint64_t *map, uint64_t first, uint64_t n);
+/* dst |= src over nbits bits. */
+void rdm_bitmap_or(uint64_t *dst, const uint64_t *src, uint64_t nbits);
 
 /*
  * Next run of set bits at or after *pos, at most max bits long (0 = no limit),

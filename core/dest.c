@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "common/errtext.h"
+#include "common/fault.h"
 #include "core/bitmap.h"
 #include "core/commit.h"
 #include "core/lobby.h"
@@ -208,6 +209,9 @@ static int apply_zero(struct dest *d, const struct rdm_zero_runs *z)
 	if (z->block >= s->nblocks)
 		return refuse(d, -EBADMSG, "zero runs for block %u of %u", z->block, s->nblocks);
 	b = &s->blocks[z->block];
+	/* dst-zero-late: these runs are applied a second late (a slow control stream). */
+	if (rdm_fault("dst-zero-late"))
+		sleep(1);
 	for (uint32_t i = 0; i < z->count; i++) {
 		rdm_zero_runs_get(z, i, &run);
 		if (run.first_page > b->npages || run.npages > b->npages - run.first_page)

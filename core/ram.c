@@ -8,6 +8,7 @@
 #include "core/bitmap.h"
 #include "core/ram.h"
 #include "core/session.h"
+#include "core/source.h"
 #include "core/track.h"
 
 int rdm_ram_init(struct rdm_ram *r, struct rdmig_session *s)
@@ -16,9 +17,21 @@ int rdm_ram_init(struct rdm_ram *r, struct rdmig_session *s)
 	r->s = s;
 	r->zruns = calloc(RDM_ZRUNS_MAX, sizeof(*r->zruns));
 	r->zbuf = malloc(RDM_HDR_LEN + 8 + (size_t)RDM_ZRUNS_MAX * 12);
-	if (!r->zruns || !r->zbuf) {
+	r->zcur = calloc(s->nblocks ? s->nblocks : 1, sizeof(*r->zcur));
+	r->zold = calloc(s->nblocks ? s->nblocks : 1, sizeof(*r->zold));
+	if (!r->zruns || !r->zbuf || !r->zcur || !r->zold) {
 		rdm_ram_fini(r);
 		return -ENOMEM;
+	}
+	for (unsigned i = 0; i < s->nblocks; i++) {
+		uint64_t words = rdm_bitmap_words(s->blocks[i].npages);
+
+		r->zcur[i] = calloc(words ? words : 1, sizeof(uint64_t));
+		r->zold[i] = calloc(words ? words : 1, sizeof(uint64_t));
+		if (!r->zcur[i] || !r->zold[i]) {
+			rdm_ram_fini(r);
+			return -ENOMEM;
+		}
 	}
 	for (unsigned i = 0; i < s->nblocks; i++)
 		rdm_bitmap_set_all(s->blocks[i].dirty, s->blocks[i].npages);
@@ -28,10 +41,70 @@ int rdm_ram_init(struct rdm_ram *r, struct rdmig_session *s)
 
 void rdm_ram_fini(struct rdm_ram *r)
 {
+	for (unsigned i = 0; r->s && i < r->s->nblocks; i++) {
+		if (r->zcur)
+			free(r->zcur[i]);
+		if (r->zold)
+			free(r->zold[i]);
+	}
+	free(r->zcur);
+	free(r->zold);
 	free(r->zruns);
 	free(r->zbuf);
+	r->zcur = r->zold = NULL;
 	r->zruns = NULL;
 	r->zbuf = NULL;
+}
+
+static void zold_clear(struct rdm_ram *r)
+{
+	for (unsigned i = 0; i < r->s->nblocks; i++)
+		rdm_bitmap_clear_all(r->zold[i], r->s->blocks[i].npages);
+	r->zold_seq = 0;
+}
+
+void rdm_ram_pass_end(struct rdm_ram *r, uint64_t seq)
+{
+	if (!r->zcur_any)
+		return;
+	for (unsigned i = 0; i < r->s->nblocks; i++) {
+		rdm_bitmap_or(r->zold[i], r->zcur[i], r->s->blocks[i].npages);
+		rdm_bitmap_clear_all(r->zcur[i], r->s->blocks[i].npages);
+	}
+	/* Acks are cumulative: the newest pass stands for the older ones too. */
+	r->zold_seq = seq;
+	r->zcur_any = false;
+}
+
+/* The ack for zold came already: nothing waits on it any more. */
+static void zold_settle(struct rdm_ram *r)
+{
+	bool acked;
+
+	if (!r->zold_seq)
+		return;
+	pthread_mutex_lock(&r->s->lock);
+	acked = r->s->acked_seq >= r->zold_seq;
+	pthread_mutex_unlock(&r->s->lock);
+	if (acked)
+		zold_clear(r);
+}
+
+/* Data for pages [first, first+n) of bi: if a pending zeroing covers one, its ack first. */
+static int zold_order(struct rdm_ram *r, unsigned bi, uint64_t first, uint64_t n)
+{
+	struct rdmig_session *s = r->s;
+	int ret;
+
+	/* Postcopy places pages itself, first one wins (postcopy.h): no wait there. */
+	if (!r->zold_seq || atomic_load(&s->pc_start) || !rdm_bitmap_any(r->zold[bi], first, n))
+		return 0;
+	r->zero_waits++;
+	ret = rdm_src_wait_rp(s, r->zold_seq, (int)s->opts.params[RDMIG_PARAM_PEER_TIMEOUT]);
+	if (ret)
+		return ret;
+	zold_clear(r);
+	return 0;
 }
 
 void rdm_ram_publish(struct rdm_ram *r)
@@ -70,7 +143,6 @@ static int flush_zero(struct rdm_ram *r)
 	}
 	r->bytes_total += len;
 	r->nz = 0;
-	r->zero_sent_in_pass = true;
 	return 0;
 }
 
@@ -86,6 +158,8 @@ static int add_zero(struct rdm_ram *r, unsigned block, uint64_t first, uint64_t 
 		last = NULL;
 	}
 	r->zblock = block;
+	rdm_bitmap_set_range(r->zcur[block], first, n);
+	r->zcur_any = true;
 	if (last && last->first_page + last->npages == first && last->npages + n <= UINT32_MAX) {
 		last->npages += (uint32_t)n;
 		return 0;
@@ -152,6 +226,8 @@ static int write_data(struct rdm_ram *r, unsigned bi, uint64_t first, uint64_t n
 		uint64_t k = n < piece ? n : piece, len = k * b->page_size;
 
 		ret = rate_limit(r, len);
+		if (!ret)
+			ret = zold_order(r, bi, first, k);
 		if (ret)
 			return ret;
 		ret = rdm_tp_write(s->tp, bi, first * b->page_size, len);
@@ -205,7 +281,7 @@ int rdm_ram_send_dirty(struct rdm_ram *r)
 	uint64_t chunk = s->opts.params[RDMIG_PARAM_CHUNK_SIZE];
 	int ret;
 
-	r->zero_sent_in_pass = false;
+	zold_settle(r);
 	for (unsigned bi = 0; bi < s->nblocks; bi++) {
 		struct rdm_block *b = &s->blocks[bi];
 		uint64_t cpages = chunk / b->page_size ? chunk / b->page_size : 1;

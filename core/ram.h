@@ -25,8 +25,18 @@ struct rdm_ram {
 	uint64_t syncs;
 	uint64_t remaining;    /* dirty bytes not yet sent */
 	uint64_t pages_per_second, period_pages;
-	uint64_t zero_pending; /* seq whose zero runs the destination must ack first */
-	bool zero_sent_in_pass;
+	/*
+	 * Zero runs travel on the control stream, data on the channels: a page
+	 * zeroed in pass N and written in a later pass must not be written
+	 * before the destination acked pass N (it applies the runs, then acks),
+	 * or the late zeroing would wipe the data. Per block, a bit per page:
+	 * zcur the pages zeroed in this pass, zold those of passes up to
+	 * zold_seq, not yet acked. Only a write that meets zold waits.
+	 */
+	uint64_t **zcur, **zold;
+	uint64_t zold_seq; /* 0: nothing pending */
+	bool zcur_any;
+	uint64_t zero_waits; /* writes that had to wait for a zeroing ack */
 
 	struct rdm_zero_run *zruns;
 	unsigned nz, zblock;
@@ -37,6 +47,9 @@ struct rdm_ram {
 	uint64_t next_stats_ms;        /* ... or this time, whichever comes first */
 	uint64_t pc_pushed;            /* postcopy: pages sent in the background */
 };
+
+/* The pass that just sent ITER_END seq: its zeroed pages join zold. */
+void rdm_ram_pass_end(struct rdm_ram *r, uint64_t seq);
 
 /* Every page starts dirty: the first pass sends all of RAM. */
 int rdm_ram_init(struct rdm_ram *r, struct rdmig_session *s);

@@ -236,17 +236,10 @@ static int setup(struct rdmig_session *s)
 
 int rdm_src_pass(struct rdmig_session *s, struct rdm_ram *ram, uint64_t seq)
 {
-	int timeout = (int)s->opts.params[RDMIG_PARAM_PEER_TIMEOUT];
 	struct rdm_msg m = {.type = RDM_MSG_ITER_END};
 	int ret;
 
-	/* Pages zeroed in the last pass must be zero there before new data lands. */
-	if (ram->zero_pending) {
-		ret = rdm_src_wait_rp(s, ram->zero_pending, timeout);
-		if (ret)
-			return ret;
-		ram->zero_pending = 0;
-	}
+	/* Pages zeroed in earlier passes are ordered per write (ram.h: zold). */
 	ret = rdm_ram_send_dirty(ram);
 	if (ret)
 		return ret;
@@ -269,8 +262,7 @@ int rdm_src_pass(struct rdmig_session *s, struct rdm_ram *ram, uint64_t seq)
 	ret = rdm_send_msg(s, &m);
 	if (ret)
 		return ret;
-	if (ram->zero_sent_in_pass)
-		ram->zero_pending = seq;
+	rdm_ram_pass_end(ram, seq);
 	return 0;
 }
 

@@ -59,10 +59,11 @@ void Configure(rdmig_session *s, const Opts &o)
 }
 
 /* Migrate a guest under load and verify every block and the device state. */
-void MigrateAndVerify(const guest_cfg &cfg, const Opts &o, const std::string &host)
+void MigrateAndVerify(const guest_cfg &cfg, const Opts &o, const std::string &host,
+		      const ChildOpts &d = ChildOpts{})
 {
 	DestProcess dest;
-	ASSERT_TRUE(dest.Spawn(cfg, host));
+	ASSERT_TRUE(dest.Spawn(cfg, host, d));
 	Source src;
 	ASSERT_TRUE(src.Create(cfg));
 	Configure(src.s, o);
@@ -100,6 +101,26 @@ void MigrateAndVerify(const guest_cfg &cfg, const Opts &o, const std::string &ho
 TEST_F(Migrate, TwoChannels64MiBUnderLoad)
 {
 	MigrateAndVerify(DefaultGuest(64, 16), Opts{}, TestHost());
+}
+
+/*
+ * Zero runs go on the control stream, data on the channels. Here the
+ * destination applies the first zero runs a second late: a page zeroed in
+ * pass 1 and filled by the workload since must not have its pass-2 data
+ * written before that zeroing is acked, or the late zeroing wipes it.
+ */
+TEST_F(Migrate, LateZeroingNeverWipesLaterData)
+{
+#ifndef RDMIG_FAULT_INJECTION
+	GTEST_SKIP() << "needs a build with -Dfault_injection=true (scripts/build does that)";
+#endif
+	guest_cfg c = DefaultGuest(32, 32);
+	c.zero_pct = 60;
+	ChildOpts d;
+	snprintf(d.fault, sizeof(d.fault), "dst-zero-late@1");
+	Opts o;
+	o.channels = 1;
+	MigrateAndVerify(c, o, TestHost(), d);
 }
 
 TEST_F(Migrate, OneChannel)

@@ -305,3 +305,26 @@ TEST(IsZero, UnalignedBufferAndShortLengths)
 }
 
 } // namespace
+
+TEST(Bitmap, AnyLooksOnlyInsideTheRange)
+{
+	uint64_t map[3] = {0, 0, 0};
+
+	rdm_bitmap_set_range(map, 70, 1);
+	EXPECT_FALSE(rdm_bitmap_any(map, 0, 70));
+	EXPECT_TRUE(rdm_bitmap_any(map, 0, 71));
+	EXPECT_TRUE(rdm_bitmap_any(map, 70, 1));
+	EXPECT_FALSE(rdm_bitmap_any(map, 71, 100));
+	EXPECT_FALSE(rdm_bitmap_any(map, 70, 0));
+}
+
+TEST(Bitmap, OrMergesEveryWord)
+{
+	uint64_t a[3] = {1, 0, 0}, b[3] = {0, 2, 4};
+
+	rdm_bitmap_or(a, b, 150);
+	EXPECT_EQ(1u, a[0]);
+	EXPECT_EQ(2u, a[1]);
+	EXPECT_EQ(4u, a[2]);
+	EXPECT_EQ(3u, rdm_bitmap_count(a, 150));
+}
