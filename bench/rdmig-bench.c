@@ -6,6 +6,7 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,6 +35,9 @@ struct bench {
 	bool pin_all, auto_converge, json, progress, prefault;
 	/* Postcopy: rdmig_postcopy_start() after this many passes, or postcopy-after; 0 = off. */
 	unsigned postcopy, postcopy_after;
+	/* --postcopy-cut N: the source's link cut N pieces into the push; --recover: go on. */
+	unsigned postcopy_cut;
+	bool recover;
 	/* Authentication: a secret (file, or random in --role both), the VM's uuid. */
 	uint8_t secret[1024];
 	size_t secret_len;
@@ -72,6 +76,10 @@ static void usage(FILE *f)
 		"                            it runs: --dest-readers threads, 2)\n"
 		"  --postcopy-after N        let the source switch by itself after N passes that\n"
 		"                            did not lower the expected downtime\n"
+		"  --postcopy-cut N          cut the link N pieces into the postcopy push (fault\n"
+		"                            point src-postcopy-cut: a -Dfault_injection=true build)\n"
+		"  --recover                 --role both: when postcopy pauses, rdmig_postcopy_recover()\n"
+		"                            on both sides over a new connection (times it)\n"
 		"  --dirty-tracker coop|soft-dirty|uffd-wp  how the guest's dirty log is kept (coop)\n"
 		"  --secret-file PATH        authenticate with the secret in PATH (16..1024 bytes),\n"
 		"                            the same file on both sides; --role both: a random one\n"
@@ -136,7 +144,7 @@ static int parse(int argc, char **argv, struct bench *b)
 		{"dirty-tracker", 1, 0, 'y'}, {"plot", 1, 0, 'g'}, {"secret-file", 1, 0, 'S'},
 		{"uuid", 1, 0, 'U'}, {"tls-psk", 1, 0, 'K'}, {"tls-x509", 1, 0, 'X'},
 		{"prefault", 0, 0, 'F'}, {"postcopy", 1, 0, 'Q'}, {"postcopy-after", 1, 0, 'q'}, {"dest-readers", 1, 0, 'R'},
-		{"help", 0, 0, 'h'}, {0, 0, 0, 0}};
+		{"postcopy-cut", 1, 0, 'C'}, {"recover", 0, 0, 'V'}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
 	int c;
 
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -179,6 +187,8 @@ static int parse(int argc, char **argv, struct bench *b)
 		case 'Q': b->postcopy = (unsigned)v; break;
 		case 'q': b->postcopy_after = (unsigned)v; break;
 		case 'R': b->g.dest_readers = (unsigned)v; break;
+		case 'C': b->postcopy_cut = (unsigned)v; break;
+		case 'V': b->recover = true; break;
 		case 'K': b->tls_psk = optarg; break;
 		case 'X': b->tls_x509 = optarg; break;
 		case 'y':
@@ -320,6 +330,17 @@ static int run_dest(const struct bench *b, int fd)
 	if (fd < 0)
 		printf("listening on %s:%s:%u\n", b->transport, b->host, port), fflush(stdout);
 	ret = rdmig_wait(s, (int)b->timeout_s * 1000, &st);
+	/* --recover: listen anew, and tell the source where (the pipe carries the port). */
+	while (!ret && st == RDMIG_STATUS_POSTCOPY_PAUSED && b->recover && fd >= 0) {
+		uint16_t again = 0;
+
+		snprintf(uri, sizeof(uri), "%s:%s:0", b->transport, b->host);
+		if (rdmig_postcopy_recover(s, uri) || rdmig_incoming_port(s, &again))
+			fprintf(stderr, "rdmig-bench: destination recover: %s\n", rdmig_last_error(s));
+		if (write(fd, &again, sizeof(again)) != sizeof(again) || !again)
+			break;
+		ret = rdmig_wait(s, (int)b->timeout_s * 1000, &st);
+	}
 	snprintf(r->error, sizeof(r->error), "%s", ret ? "timed out" : rdmig_last_error(s));
 	r->nblocks = guest_nblocks(g);
 	for (unsigned i = 0; i < r->nblocks; i++)
@@ -364,6 +385,31 @@ static int read_full(int fd, void *buf, size_t len)
 	return 0;
 }
 
+/* The source paused in postcopy: the destination's new port comes down the pipe, then recover. */
+static int recover_source(rdmig_session *s, const struct bench *b, int fd,
+			  struct bench_report *rep)
+{
+	struct pollfd pfd = {fd, POLLIN, 0};
+	uint16_t port = 0;
+	char uri[300];
+
+	if (!rep->paused_at)
+		rep->paused_at = now_s();
+	/* The destination pauses by itself within its peer timeout, then listens anew. */
+	if (poll(&pfd, 1, (int)b->timeout_s * 1000) != 1 || read_full(fd, &port, sizeof(port)) ||
+	    !port) {
+		fprintf(stderr, "rdmig-bench: the destination gave no port to recover on\n");
+		return -EIO;
+	}
+	snprintf(uri, sizeof(uri), "%s:%s:%u", b->transport, b->host, port);
+	if (rdmig_postcopy_recover(s, uri)) {
+		fprintf(stderr, "rdmig-bench: recover %s: %s\n", uri, rdmig_last_error(s));
+		return -EIO;
+	}
+	rep->recoveries++;
+	return 0;
+}
+
 static int run_source(const struct bench *b, uint16_t port, int fd, pid_t child)
 {
 	struct bench_report rep = {.transport = b->transport, .channels = b->channels,
@@ -404,6 +450,13 @@ static int run_source(const struct bench *b, uint16_t port, int fd, pid_t child)
 	cpu0 = process_cpu_s();
 	if (!ret && b->plot && plot_open(&plot))
 		fprintf(stderr, "rdmig-bench: cannot record the plot data\n");
+	/* Read by the library at its first fault point: set before the session runs. */
+	if (!ret && b->postcopy_cut) {
+		char f[48];
+
+		snprintf(f, sizeof(f), "src-postcopy-cut@%u", b->postcopy_cut);
+		setenv("RDMIG_FAULT", f, 1);
+	}
 	t0 = now_s();
 	if (!ret)
 		ret = rdmig_migrate(s, uri);
@@ -412,10 +465,21 @@ static int run_source(const struct bench *b, uint16_t port, int fd, pid_t child)
 		goto out;
 	}
 	/* Polled often enough to see each iteration for the plot. */
-	while (rdmig_wait(s, b->plot ? 20 : 200, &st) == -ETIMEDOUT) {
+	for (;;) {
 		struct rdmig_stats now = RDMIG_STATS_INIT;
 
+		/* Finer while recovering: the pause is timed at this grain. */
+		if (rdmig_wait(s, b->plot || rep.paused_at ? 20 : 200, &st) != -ETIMEDOUT) {
+			if (st != RDMIG_STATUS_POSTCOPY_PAUSED || !b->recover || fd < 0 ||
+			    recover_source(s, b, fd, &rep))
+				break;
+			continue;
+		}
 		rdmig_query(s, &now);
+		if (rep.paused_at && now.status == RDMIG_STATUS_POSTCOPY_ACTIVE) {
+			rep.paused_ms += (now_s() - rep.paused_at) * 1000.0;
+			rep.paused_at = 0;
+		}
 		plot_sample(&plot, &now, now_s() - t0);
 		/* --postcopy N: like an operator's migrate-start-postcopy once N passes went. */
 		if (b->postcopy && !switched && now.dirty_sync_count >= b->postcopy &&
@@ -426,6 +490,10 @@ static int run_source(const struct bench *b, uint16_t port, int fd, pid_t child)
 		}
 		if (b->progress)
 			bench_print_progress(stderr, &now, b->g.ram_bytes);
+	}
+	if (rep.paused_at) {
+		rep.paused_ms += (now_s() - rep.paused_at) * 1000.0;
+		rep.paused_at = 0;
 	}
 	if (b->progress)
 		fprintf(stderr, "\n");
@@ -496,6 +564,10 @@ int main(int argc, char **argv)
 	/* A destination that runs first must touch its RAM, or no page is ever pulled. */
 	if ((b.postcopy || b.postcopy_after) && !b.g.dest_readers)
 		b.g.dest_readers = 2;
+	if (b.recover && strcmp(b.role, "both")) {
+		fprintf(stderr, "rdmig-bench: --recover needs --role both (the new port goes by pipe)\n");
+		return 2;
+	}
 	if (!strcmp(b.role, "dest"))
 		return run_dest(&b, -1);
 	if (!strcmp(b.role, "source")) {

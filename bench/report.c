@@ -56,6 +56,9 @@ void bench_print_table(FILE *f, const struct bench_report *r)
 			(unsigned long long)d->postcopy_latency_p99_us,
 			(unsigned long long)d->postcopy_latency_max_us);
 		fprintf(f, "  %-22s %llu\n", "destination reads", (unsigned long long)r->dest_reads);
+		if (r->recoveries)
+			fprintf(f, "  %-22s %u, paused %.0f ms in all\n", "recoveries", r->recoveries,
+				r->paused_ms);
 	}
 	fprintf(f, "  %-22s %s (%u/%u blocks CRC32, device state %s)\n", "memory verified",
 		r->verified ? "yes" : "NO", r->blocks_verified, r->nblocks,
@@ -107,7 +110,8 @@ void bench_print_json(FILE *f, const struct bench_report *r)
 	if (r->postcopy)
 		fprintf(f, ", \"postcopy\": {\"requests\": %llu, \"pulled\": %llu, \"pushed\": %llu, "
 			   "\"blocktime_ms\": %llu, \"latency_p50_us\": %llu, \"latency_p99_us\": %llu, "
-			   "\"latency_max_us\": %llu, \"dest_reads\": %llu}",
+			   "\"latency_max_us\": %llu, \"dest_reads\": %llu, \"recoveries\": %u, "
+			   "\"paused_ms\": %.0f}",
 			(unsigned long long)r->dst.postcopy_requests,
 			(unsigned long long)mover(r)->postcopy_pages_pulled,
 			(unsigned long long)mover(r)->postcopy_pages_pushed,
@@ -115,7 +119,7 @@ void bench_print_json(FILE *f, const struct bench_report *r)
 			(unsigned long long)r->dst.postcopy_latency_p50_us,
 			(unsigned long long)r->dst.postcopy_latency_p99_us,
 			(unsigned long long)r->dst.postcopy_latency_max_us,
-			(unsigned long long)r->dest_reads);
+			(unsigned long long)r->dest_reads, r->recoveries, r->paused_ms);
 	fprintf(f, "}\n");
 }
 

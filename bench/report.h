@@ -30,6 +30,9 @@ struct bench_report {
 	bool postcopy;            /* --postcopy or --postcopy-after */
 	struct rdmig_stats dst;   /* destination stats at the end */
 	uint64_t dest_reads;      /* pages the destination's readers touched */
+	unsigned recoveries;      /* --recover: postcopy recoveries that were started */
+	double paused_ms;         /* ... and the time from each pause to postcopy-active again */
+	double paused_at;         /* (bookkeeping: when the pause under way began, 0: none) */
 	char error[256];
 };
 
