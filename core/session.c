@@ -367,15 +367,16 @@ int rdmig_incoming_port(rdmig_session *s, uint16_t *port)
 	return rdm_api_leave(s, 0);
 }
 
-int rdm_send_msg(struct rdmig_session *s, const struct rdm_msg *m)
+int rdm_encode_send(struct rdmig_session *s, const struct rdm_msg *m, bool wipe)
 {
-	uint8_t small[512];
+	uint8_t small[RDM_HDR_LEN + 6 + RDM_ERRMSG_MAX];
+	size_t need = rdm_msg_size(m), len = 0;
 	uint8_t *buf = small;
-	size_t need = rdm_msg_size(m), len;
 	int ret;
 
 	if (!need)
 		return -EINVAL;
+	/* A received map's piece or a device-state chunk: a buffer of its own size. */
 	if (need > sizeof(small)) {
 		buf = malloc(need);
 		if (!buf)
@@ -384,11 +385,20 @@ int rdm_send_msg(struct rdmig_session *s, const struct rdm_msg *m)
 	ret = rdm_msg_encode(m, buf, need, &len);
 	if (!ret)
 		ret = rdm_tp_send(s->tp, buf, len);
+	if (wipe)
+		explicit_bzero(buf, need > sizeof(small) ? need : sizeof(small));
+	if (buf != small)
+		free(buf);
+	return ret;
+}
+
+int rdm_send_msg(struct rdmig_session *s, const struct rdm_msg *m)
+{
+	int ret = rdm_encode_send(s, m, false);
+
 	if (ret)
 		rdm_set_error(s, "sending %s: %s", rdm_msg_name((uint16_t)m->type),
 			      rdm_tp_why(ret));
-	if (buf != small)
-		free(buf);
 	return ret;
 }
 

@@ -231,6 +231,8 @@ struct rdm_auth_state {
  * peer is authenticated its failures are news about a stranger, not the
  * session's cause (recv: transport or decode error as -errno).
  */
+/* Encode m and send it on s->tp, with no error text; wipe: clear the frame after. */
+int rdm_encode_send(struct rdmig_session *s, const struct rdm_msg *m, bool wipe);
 int rdm_quiet_send(struct rdmig_session *s, const struct rdm_msg *m);
 int rdm_quiet_recv(struct rdmig_session *s, void *buf, size_t cap, struct rdm_msg *m,
 		   int timeout_ms);
